@@ -1,0 +1,160 @@
+"""Platform configuration: engines, voice-loop thresholds, agents, server. Plain dataclasses.
+
+`load_settings` / `save_settings` persist them as JSON in the user's config folder; unknown keys
+are ignored and missing keys take their defaults, so settings survive upgrades.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "conversimple-studio"
+
+
+def user_cache_dir() -> Path:
+    """Where assembled model files live (override with CONVERSIMPLE_CACHE_DIR)."""
+    override = os.environ.get("CONVERSIMPLE_CACHE_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "conversimple-studio"
+
+
+def user_data_dir() -> Path:
+    """Saved conversations and logs (override with CONVERSIMPLE_DATA_DIR)."""
+    override = os.environ.get("CONVERSIMPLE_DATA_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "conversimple-studio"
+
+
+@dataclass
+class EngineConfig:
+    vad: Literal["silero"] = "silero"
+    stt: Literal["whisper_cpp"] = "whisper_cpp"
+    stt_model: str = "whisper-tiny.en"  # or "whisper-base", or a path to a ggml .bin file
+    stt_threads: int = 2
+    # Encoder context in mel frames/2 (1500 = whisper's full 30 s window). Small values cut STT time
+    # about fivefold on short utterances; long utterances get a context that fits them.
+    stt_audio_ctx: int = 256
+    llm: Literal["embedded", "ollama", "openai"] = "embedded"
+    llm_model: str = "qwen2.5-coder-0.5b-instruct"  # manifest id (embedded) or server model name
+    llm_url: str = ""  # base URL for ollama / openai-compatible servers
+    llm_api_key: str = ""  # for openai-compatible servers
+    llm_threads: int = 2
+    llm_context: int = 2048
+    tts: Literal["piper"] = "piper"
+    tts_voice: str = "piper-joe"
+
+
+@dataclass
+class VoiceLoopConfig:
+    vad_threshold: float = 0.5
+    # Silence after speech that ends the caller's turn.
+    endpoint_silence_s: float = 0.35
+    # Speech shorter than this is ignored (clicks, breaths).
+    min_speech_s: float = 0.15
+    # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).
+    barge_in_speech_s: float = 0.1
+    max_turn_s: float = 30.0
+    max_tool_steps: int = 3
+    tool_filler_after_s: float = 1.0
+    max_reply_tokens: int = 160
+
+
+@dataclass
+class AgentProfile:
+    system_prompt: str = (
+        "You are a helpful voice assistant. Answer in one or two short spoken sentences. "
+        "No lists, no markdown."
+    )
+    greeting: str = ""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    # API key -> customer id. An empty mapping means the one key in `api_key` maps to "default".
+    api_keys: dict[str, str] = field(default_factory=dict)
+    api_key: str = "dev-key"
+    tool_timeout_s: float = 30.0
+
+    def customers(self) -> dict[str, str]:
+        return dict(self.api_keys) if self.api_keys else {self.api_key: "default"}
+
+
+@dataclass
+class PlatformConfig:
+    engines: EngineConfig = field(default_factory=EngineConfig)
+    voice: VoiceLoopConfig = field(default_factory=VoiceLoopConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    agents: dict[str, AgentProfile] = field(default_factory=dict)
+    default_agent: AgentProfile = field(default_factory=AgentProfile)
+
+    def profile_for(self, agent_id: str | None) -> AgentProfile:
+        if agent_id and agent_id in self.agents:
+            return self.agents[agent_id]
+        return self.default_agent
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build dataclass `cls` from `data`, ignoring unknown keys and recursing into nested dataclasses."""
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    for name, value in data.items():
+        if name not in hints:
+            continue
+        current = getattr(defaults, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            kwargs[name] = _from_dict(type(current), value)
+        elif name == "agents" and isinstance(value, dict):
+            kwargs[name] = {k: _from_dict(AgentProfile, v) for k, v in value.items() if isinstance(v, dict)}
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> PlatformConfig:
+    return _from_dict(PlatformConfig, data)  # type: ignore[no-any-return]
+
+
+def settings_path() -> Path:
+    return user_config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> PlatformConfig:
+    """The saved configuration, or defaults if none was saved yet. A damaged file is kept aside."""
+    path = path or settings_path()
+    if not path.exists():
+        return PlatformConfig()
+    try:
+        return config_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:
+        backup = path.with_suffix(".damaged.json")
+        path.replace(backup)
+        raise ValueError(
+            f"Settings file {path} could not be read ({exc}); it was moved to {backup} and defaults are used."
+        ) from exc
+
+
+def save_settings(config: PlatformConfig, path: Path | None = None) -> Path:
+    """Write atomically, so a crash mid-write never loses the previous settings."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(dataclasses.asdict(config), fh, indent=2)
+    os.replace(tmp, path)
+    return path

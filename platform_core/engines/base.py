@@ -1,0 +1,95 @@
+"""One small interface per engine kind. Backends live one per file beside this module.
+
+STT, TTS and VAD backends are blocking: the voice loop runs them on worker threads so the event
+loop (and the GUI that shares it) never stalls. LLM backends are async because every one of them
+streams over HTTP, even the embedded llama.cpp server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatAudio = npt.NDArray[np.float32]  # mono, -1..1
+Int16Audio = npt.NDArray[np.int16]  # mono PCM
+
+
+class VoiceActivityDetector(Protocol):
+    """Speech probability of fixed-size frames of 16 kHz mono audio. Stateful: one per conversation."""
+
+    sample_rate: int
+    frame_samples: int
+
+    def speech_probability(self, frame: FloatAudio) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SpeechToText(Protocol):
+    sample_rate: int  # the rate `transcribe` expects (16 kHz)
+
+    def transcribe(self, audio: FloatAudio) -> str:
+        """Text of one utterance. Blocking and CPU-heavy: call from a worker thread."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TextToSpeech(Protocol):
+    sample_rate: int  # the rate of the chunks `synthesize` yields
+
+    def synthesize(self, text: str) -> Iterator[Int16Audio]:
+        """Audio chunks for `text`, first chunk as early as possible. Blocking: run on a worker thread."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+    def to_openai(self) -> dict[str, Any]:
+        # Tool results go to the model as user-visible context: small models handle that better than
+        # the "tool" role, and every backend accepts it.
+        if self.role == "tool":
+            return {"role": "user", "content": f"[tool result] {self.content}"}
+        return {"role": self.role, "content": self.content}
+
+
+class LanguageModel(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Load or connect. Raises EngineUnavailable with a hint when it cannot."""
+        ...
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[str]:
+        """Text deltas of the assistant's reply; with `json_schema`, output constrained to that schema."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class EngineUnavailable(RuntimeError):
+    """An engine could not start. `hint` tells the user what to do about it."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base}\n  -> {self.hint}" if self.hint else base

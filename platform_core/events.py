@@ -1,0 +1,227 @@
+"""Typed, immutable events: every observable fact of the platform.
+
+The GUI, the tests, the benchmarks and the call report all read these from one `EventBus`.
+Each event carries `kind` (a discriminator usable for JSON records and replay) and `t`, the
+publisher's `time.monotonic()` at the moment the fact was observed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ConversationState = Literal["connecting", "active", "ended"]
+AudioSource = Literal["caller", "agent"]
+ToolCallStatus = Literal["started", "done", "error", "timeout", "cancelled"]
+MetricName = Literal[
+    "end_of_turn_delay",
+    "transcription_delay",
+    "llm_ttft",
+    "llm_ttfs",
+    "tts_ttfb",
+    "e2e_latency",
+    "mouth_to_ear",
+]
+METRIC_NAMES: tuple[MetricName, ...] = (
+    "end_of_turn_delay",
+    "transcription_delay",
+    "llm_ttft",
+    "llm_ttfs",
+    "tts_ttfb",
+    "e2e_latency",
+)
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    t: float = field(default_factory=_now)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with the discriminator `kind`."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationStateChanged(Event):
+    conversation_id: str
+    agent_id: str | None
+    state: ConversationState
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioLevel(Event):
+    """Level of one 20-32 ms block of caller or agent audio."""
+
+    conversation_id: str
+    source: AudioSource
+    rms_dbfs: float
+    peak: float  # 0..1
+
+
+@dataclass(frozen=True, kw_only=True)
+class VadStateChanged(Event):
+    conversation_id: str
+    speaking: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnStarted(Event):
+    """The caller's turn was committed (end of speech detected, or a typed turn)."""
+
+    conversation_id: str
+    turn_id: int
+    speech_ended_at: float  # monotonic time the caller actually stopped speaking
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptPartial(Event):
+    conversation_id: str
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptFinal(Event):
+    conversation_id: str
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentTextDelta(Event):
+    """A clause of the agent's answer handed to TTS."""
+
+    conversation_id: str
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSpeakingChanged(Event):
+    conversation_id: str
+    speaking: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnCompleted(Event):
+    """The agent's answer to a turn is over: fully played, or interrupted (barge-in, hang-up)."""
+
+    conversation_id: str
+    turn_id: int
+    user_text: str
+    agent_text: str  # only the words actually played
+    interrupted: bool
+    metrics: dict[str, float | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricMeasured(Event):
+    conversation_id: str
+    turn_id: int
+    name: str  # a MetricName, or "tool_call"
+    value: float  # seconds
+
+
+# --- tools and agents ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallUpdated(Event):
+    """One step of a tool call's lifecycle: started -> done | error | timeout | cancelled."""
+
+    conversation_id: str
+    turn_id: int | None
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    status: ToolCallStatus
+    result: Any = None
+    error: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConnected(Event):
+    customer_id: str
+    connection_id: str
+    remote: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentDisconnected(Event):
+    customer_id: str
+    connection_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolsRegistered(Event):
+    customer_id: str
+    conversation_id: str
+    connection_id: str
+    tools: tuple[dict[str, Any], ...]
+
+
+# --- platform -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineProgress(Event):
+    """Progress of preparing or loading an engine or model (fraction 0..1, or None if unknown)."""
+
+    component: str  # e.g. "stt", "llm", "tts", "vad", or a model id
+    message: str
+    fraction: float | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorOccurred(Event):
+    """A failure explained: what happened, why, and what to do."""
+
+    where: str
+    message: str
+    hint: str = ""
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopStall(Event):
+    """The asyncio event loop was blocked for longer than the watchdog's threshold."""
+
+    duration_s: float
+
+
+PlatformEvent = (
+    ConversationStateChanged
+    | AudioLevel
+    | VadStateChanged
+    | TurnStarted
+    | TranscriptPartial
+    | TranscriptFinal
+    | AgentTextDelta
+    | AgentSpeakingChanged
+    | TurnCompleted
+    | MetricMeasured
+    | ToolCallUpdated
+    | AgentConnected
+    | AgentDisconnected
+    | ToolsRegistered
+    | EngineProgress
+    | ErrorOccurred
+    | LoopStall
+)
