@@ -1,0 +1,116 @@
+"""Voice-to-voice latency on the default engines, over real WebRTC calls to a real platform process.
+
+    .venv/bin/python -m bench.voice_latency [--agent] [--out bench/results/voice_latency.json]
+
+Speaks each utterance (made with the platform's own Piper voice) into a call, collects every turn's
+metrics from the call report, prints p50/p95 per stage and turn by turn, and the platform's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from platform_core.events import METRIC_NAMES
+
+UTTERANCES = [
+    "What's the weather in San Francisco?",
+    "Hello, how are you today?",
+    "Can you tell me a short joke?",
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "Please book an appointment for tomorrow at ten.",
+    "What should I cook for dinner tonight?",
+    "Thank you, that was helpful.",
+    "What time is it in London right now?",
+    "Recommend a good book about space.",
+    "How do I make a cup of tea?",
+    "Who wrote Romeo and Juliet?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def synthesize_utterances(folder: Path) -> list[Path]:
+    from platform_core.cli.demo import write_speech_wav
+    from platform_core.engines.tts.piper import PiperTTS
+    from platform_core.models.store import ensure_model
+
+    tts = PiperTTS(ensure_model("piper-joe"))
+    paths = []
+    for i, text in enumerate(UTTERANCES):
+        path = folder / f"utterance_{i:02d}.wav"
+        write_speech_wav(list(tts.synthesize(text)), tts.sample_rate, path)
+        paths.append(path)
+    tts.close()
+    return paths
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from platform_core.cli.call import place_call
+    from tests.conftest import start_platform, stop_platform
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        wavs = synthesize_utterances(folder)
+        started = time.monotonic()
+        platform = start_platform(folder)
+        print(f"platform ready in {time.monotonic() - started:.1f} s (pid {platform.process.pid})")
+        turns: list[dict[str, Any]] = []
+        try:
+            for text, wav in zip(UTTERANCES, wavs, strict=True):
+                report = await place_call(platform.url, None, input_wav=wav, api_key=platform.api_key)
+                for turn in report["turns"]:
+                    turns.append({"said": text, **turn})
+                    m = turn["metrics"]
+                    cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in METRIC_NAMES)
+                    print(f"{cells}  {turn['user_text'][:40]!r} -> {turn['agent_text'][:40]!r}", flush=True)
+            rss = peak_rss_mb(platform.process.pid)
+        finally:
+            stop_platform(platform.process)
+    summary = {}
+    for name in METRIC_NAMES:
+        values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
+        if values:
+            summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+    return {"turns": turns, "summary": summary, "platform_peak_rss_mb": rss}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="bench/results/voice_latency.json")
+    args = parser.parse_args(argv)
+    print("columns (ms): " + " ".join(METRIC_NAMES))
+    result = asyncio.run(run(args))
+    print(f"\n{'metric':22} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")
+    for name, s in result["summary"].items():
+        print(f"{name:22} {s['p50'] * 1000:8.0f} {s['p95'] * 1000:8.0f} {s['n']:4d}")
+    print(f"platform peak RSS: {result['platform_peak_rss_mb']:.0f} MB")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

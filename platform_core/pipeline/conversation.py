@@ -1,0 +1,269 @@
+"""One conversation, isolated: its own history, tasks, turn detection, playback and cancellation.
+
+Caller audio -> VAD -> endpointing -> (Responder: STT -> tools -> LLM -> clauses -> TTS) -> playback.
+Barge-in: caller speech while a response is in progress stops the agent's audio at once, cancels
+the rest of the answer, and keeps in the history only the words that were played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from platform_core.audio import STT_RATE, Int16Array, MonoResampler, level, to_float32
+from platform_core.bus import EventBus
+from platform_core.config import PlatformConfig
+from platform_core.engines.base import ChatMessage
+from platform_core.engines.runner import Engines
+from platform_core.events import (
+    AgentSpeakingChanged,
+    AudioLevel,
+    ConversationState,
+    ConversationStateChanged,
+    ErrorOccurred,
+    MetricMeasured,
+    TurnCompleted,
+    TurnStarted,
+    VadStateChanged,
+)
+from platform_core.pipeline.responder import Responder
+from platform_core.pipeline.tools import ToolRouter
+from platform_core.pipeline.turn import Turn
+from platform_core.pipeline.turns import TurnDetector
+from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, Segment
+
+log = logging.getLogger(__name__)
+
+PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
+
+
+class Conversation:
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        agent_id: str | None,
+        customer_id: str,
+        engines: Engines,
+        router: ToolRouter,
+        bus: EventBus,
+        config: PlatformConfig,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.agent_id = agent_id
+        self.customer_id = customer_id
+        self.bus = bus
+        self.config = config
+        self.router = router
+        self.state: ConversationState = "connecting"
+        self.history: list[ChatMessage] = []
+        self.queue = PlaybackQueue()
+        self.queue.on_frame = self._on_agent_frame
+        self.queue.on_segment_done = self._on_segment_done
+        self.track = AgentAudioTrack(self.queue)
+        self.responder = Responder(self, engines)
+        self._engines = engines
+        self._turn_ids = itertools.count(1)
+        self._turns: dict[int, Turn] = {}
+        self._current: tuple[Turn, asyncio.Task[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._agent_speaking = False
+        self._ended = asyncio.Event()
+        self._publish_state("connecting")
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def activate(self) -> None:
+        """The caller's media is flowing: tell the agents, greet, listen."""
+        if self.state != "connecting":
+            return
+        self._publish_state("active")
+        await self.router.conversation_started(self.conversation_id, self.agent_id, self.customer_id)
+        greeting = self.config.profile_for(self.agent_id).greeting
+        if greeting:
+            self.history.append(ChatMessage("assistant", greeting))
+            self._spawn(self.responder.speak_text(greeting, turn=None))
+
+    async def close(self, reason: str = "hung up") -> None:
+        if self.state == "ended":
+            return
+        self._interrupt("conversation ended")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.track.stop()
+        self._publish_state("ended", reason)
+        await self.router.conversation_ended(self.conversation_id)
+        self._ended.set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def _publish_state(self, state: ConversationState, reason: str = "") -> None:
+        self.state = state
+        self.bus.publish(ConversationStateChanged(
+            conversation_id=self.conversation_id, agent_id=self.agent_id, state=state, reason=reason))
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("conversation %s task failed", self.conversation_id, exc_info=exc)
+            self.report_error("voice loop", f"{type(exc).__name__}: {exc}",
+                              "The conversation goes on; see the log for details.")
+
+    def report_error(self, where: str, message: str, hint: str = "") -> None:
+        self.bus.publish(ErrorOccurred(where=where, message=message, hint=hint,
+                                       conversation_id=self.conversation_id))
+
+    # --- caller audio -----------------------------------------------------------------------------
+
+    def attach_caller(self, track: MediaStreamTrack) -> None:
+        self._spawn(self._listen(track))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        vcfg = self.config.voice
+        vad = self._engines.vad_factory()
+        detector = TurnDetector(
+            threshold=vcfg.vad_threshold,
+            min_speech_s=vcfg.min_speech_s,
+            barge_in_speech_s=vcfg.barge_in_speech_s,
+            endpoint_silence_s=vcfg.endpoint_silence_s,
+            max_turn_s=vcfg.max_turn_s,
+        )
+        block = vad.frame_samples
+        block_s = block / STT_RATE
+        resampler = MonoResampler(STT_RATE)
+        history: deque[tuple[float, Int16Array]] = deque(maxlen=int((vcfg.max_turn_s + 2) / block_s))
+        pending = np.zeros(0, dtype=np.int16)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                break
+            if self.state == "connecting":
+                await self.activate()
+            pcm = resampler.resample_frame(frame)
+            rms, peak = level(pcm)
+            self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
+                                        rms_dbfs=rms, peak=peak))
+            pending = np.concatenate([pending, pcm])
+            while len(pending) >= block:
+                chunk, pending = pending[:block], pending[block:]
+                now = time.monotonic()
+                history.append((now, chunk))
+                probability = vad.speech_probability(to_float32(chunk))
+                for signal in detector.feed(probability, now, block_s):
+                    if signal.kind == "barge_in":
+                        self._interrupt("caller spoke")
+                    elif signal.kind == "speech_started":
+                        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
+                    elif signal.kind == "turn_ended":
+                        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
+                        start = signal.speech_started_at - PREROLL_S
+                        audio = np.concatenate([c for t, c in history if t >= start])
+                        self._start_turn(signal.speech_ended_at, to_float32(audio))
+        if self.state != "ended":
+            self._spawn(self.close("caller's audio ended"))
+
+    # --- turns ------------------------------------------------------------------------------------
+
+    def submit_text(self, text: str) -> None:
+        """A typed turn: answered exactly like a spoken one, without STT."""
+        self._interrupt("caller typed")
+        self._start_turn(time.monotonic(), None, text=text.strip())
+
+    def _start_turn(self, speech_ended_at: float, audio: np.ndarray | None, text: str = "") -> None:
+        self._interrupt("new turn")
+        turn = Turn(next(self._turn_ids), speech_ended_at, audio=audio, user_text=text)
+        now = time.monotonic()
+        self.bus.publish(TurnStarted(conversation_id=self.conversation_id, turn_id=turn.turn_id,
+                                     speech_ended_at=speech_ended_at))
+        if audio is not None:
+            self.record_metric(turn, "end_of_turn_delay", now - speech_ended_at)
+        self._turns[turn.turn_id] = turn
+        task = self._spawn(self._run_turn(turn))
+        self._current = (turn, task)
+
+    async def _run_turn(self, turn: Turn) -> None:
+        try:
+            await self.responder.respond(turn)
+            await turn.drained.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("turn %s failed", turn.turn_id)
+            self.report_error("voice loop", f"turn {turn.turn_id} failed: {type(exc).__name__}: {exc}",
+                              "The conversation goes on; try the turn again.")
+        if self._current and self._current[0] is turn:
+            self._current = None
+        self._complete(turn, interrupted=False)
+
+    def _interrupt(self, reason: str) -> None:
+        if self._current is None:
+            return
+        turn, task = self._current
+        self._current = None
+        cut = self.queue.clear(turn.turn_id)
+        task.cancel()
+        log.info("turn %s interrupted: %s", turn.turn_id, reason)
+        self._complete(turn, interrupted=True, cut=cut)
+
+    def _complete(self, turn: Turn, *, interrupted: bool, cut: list | None = None) -> None:
+        if self._turns.pop(turn.turn_id, None) is None:
+            return  # already completed
+        agent_text = turn.played_text(cut)
+        if turn.user_text and agent_text:
+            self.history.append(ChatMessage("assistant", agent_text))
+        self.bus.publish(TurnCompleted(
+            conversation_id=self.conversation_id, turn_id=turn.turn_id, user_text=turn.user_text,
+            agent_text=agent_text, interrupted=interrupted, metrics=dict(turn.metrics)))
+
+    def record_metric(self, turn: Turn, name: str, value: float) -> None:
+        turn.metrics[name] = value
+        self.bus.publish(MetricMeasured(conversation_id=self.conversation_id, turn_id=turn.turn_id,
+                                        name=name, value=value))
+
+    # --- agent audio ------------------------------------------------------------------------------
+
+    def play(self, turn: Turn | None, text: str, pcm: Int16Array) -> None:
+        """Queue one synthesized clause for playback."""
+        segment = Segment(text=text, pcm=pcm, turn_id=turn.turn_id if turn else 0)
+        if turn is not None:
+            turn.segment_enqueued()
+            if turn.first_audio_at is None:
+                segment.on_first_frame = self._first_audio_callback(turn)
+        self.queue.enqueue(segment)
+
+    def _first_audio_callback(self, turn: Turn) -> Callable[[float], None]:
+        def on_first_frame(t: float) -> None:
+            if turn.first_audio_at is None:
+                turn.first_audio_at = t
+                self.record_metric(turn, "e2e_latency", t - turn.speech_ended_at)
+        return on_first_frame
+
+    def _on_segment_done(self, segment: Segment) -> None:
+        turn = self._turns.get(segment.turn_id)
+        if turn is not None:
+            turn.segment_played(segment.text)
+
+    def _on_agent_frame(self, pcm: Int16Array, had_audio: bool) -> None:
+        rms, peak = level(pcm)
+        self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="agent",
+                                    rms_dbfs=rms, peak=peak))
+        speaking = had_audio or self.queue.busy
+        if speaking != self._agent_speaking:
+            self._agent_speaking = speaking
+            self.bus.publish(AgentSpeakingChanged(conversation_id=self.conversation_id, speaking=speaking))

@@ -1,0 +1,159 @@
+"""Answers one turn: STT -> tool calls -> LLM streamed clause by clause -> TTS -> playback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from platform_core.audio import WEBRTC_RATE, Int16Array, MonoResampler
+from platform_core.engines.base import ChatMessage
+from platform_core.engines.runner import Engines
+from platform_core.events import AgentTextDelta, TranscriptFinal
+from platform_core.pipeline.sentences import ClauseSplitter
+from platform_core.pipeline.tool_choice import choose_tool
+from platform_core.pipeline.tools import ToolOutcome, ToolSpec
+from platform_core.pipeline.turn import Turn
+
+if TYPE_CHECKING:
+    from platform_core.pipeline.conversation import Conversation
+
+HISTORY_MESSAGES = 12  # the prompt keeps the last few exchanges: small models, short prompts
+FIRST_TOOLS_WAIT_S = 3.0  # an agent's dispatcher may still be starting when the first turn comes
+FILLER_TEXT = "One moment, please."
+
+
+class Responder:
+    def __init__(self, conversation: Conversation, engines: Engines) -> None:
+        self.conv = conversation
+        self.engines = engines
+        self._waited_for_tools = False
+
+    async def respond(self, turn: Turn) -> None:
+        conv = self.conv
+        if turn.audio is not None:
+            turn.user_text = (await self.engines.transcribe(turn.audio)).strip()
+            conv.record_metric(turn, "transcription_delay", time.monotonic() - turn.speech_ended_at)
+        conv.bus.publish(TranscriptFinal(conversation_id=conv.conversation_id, turn_id=turn.turn_id,
+                                         text=turn.user_text))
+        if not turn.user_text:
+            turn.finish_synthesis()
+            return
+        conv.history.append(ChatMessage("user", turn.user_text))
+        await self._use_tools(turn)
+        await self._stream_reply(turn)
+
+    # --- tools ------------------------------------------------------------------------------------
+
+    async def _tools(self) -> list[ToolSpec]:
+        conv = self.conv
+        tools = conv.router.tools_for(conv.conversation_id)
+        if not tools and conv.agent_id and not self._waited_for_tools:
+            self._waited_for_tools = True
+            tools = await conv.router.wait_for_tools(conv.conversation_id, FIRST_TOOLS_WAIT_S)
+        return tools
+
+    async def _use_tools(self, turn: Turn) -> None:
+        conv = self.conv
+        tools = await self._tools()
+        for _ in range(conv.config.voice.max_tool_steps):
+            if not tools:
+                return
+            started = time.monotonic()
+            choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
+            conv.record_metric(turn, "tool_choice", time.monotonic() - started)
+            if choice is None:
+                return
+            outcome = await self._call_with_filler(turn, choice.name, choice.arguments)
+            turn.tool_calls.append(outcome)
+            conv.history.append(ChatMessage("tool", _describe_outcome(outcome)))
+            # A tool that has answered is not offered again in this turn: chains move on, never loop.
+            tools = [t for t in tools if t.name != choice.name]
+
+    async def _call_with_filler(self, turn: Turn, name: str, arguments: dict) -> ToolOutcome:
+        call = asyncio.ensure_future(
+            self.conv.router.call_tool(self.conv.conversation_id, name, arguments, turn_id=turn.turn_id))
+        done, _ = await asyncio.wait({call}, timeout=self.conv.config.voice.tool_filler_after_s)
+        if not done:
+            await self.speak_text(FILLER_TEXT, turn=turn, finish=False)
+        return await call
+
+    # --- the spoken answer ------------------------------------------------------------------------
+
+    def _recent_history(self) -> list[ChatMessage]:
+        return self.conv.history[-HISTORY_MESSAGES:]
+
+    def _prompt(self) -> list[ChatMessage]:
+        profile = self.conv.config.profile_for(self.conv.agent_id)
+        return [ChatMessage("system", profile.system_prompt), *self._recent_history()]
+
+    async def _stream_reply(self, turn: Turn) -> None:
+        conv = self.conv
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = asyncio.ensure_future(self._speak_clauses(turn, clauses))
+        splitter = ClauseSplitter()
+        started = time.monotonic()
+        first_token = True
+        try:
+            async for delta in self.engines.llm.stream_chat(
+                self._prompt(), max_tokens=conv.config.voice.max_reply_tokens
+            ):
+                if first_token and delta:
+                    first_token = False
+                    conv.record_metric(turn, "llm_ttft", time.monotonic() - started)
+                for clause in splitter.feed(delta):
+                    self._hand_to_tts(turn, clause, clauses, started)
+            for clause in splitter.flush():
+                self._hand_to_tts(turn, clause, clauses, started)
+            clauses.put_nowait(None)
+            await speaker
+        finally:
+            speaker.cancel()
+
+    def _hand_to_tts(self, turn: Turn, clause: str, clauses: asyncio.Queue[str | None], started: float) -> None:
+        if "llm_ttfs" not in turn.metrics:
+            self.conv.record_metric(turn, "llm_ttfs", time.monotonic() - started)
+        self.conv.bus.publish(AgentTextDelta(conversation_id=self.conv.conversation_id,
+                                             turn_id=turn.turn_id, text=clause))
+        clauses.put_nowait(clause)
+
+    async def _speak_clauses(self, turn: Turn, clauses: asyncio.Queue[str | None]) -> None:
+        while (clause := await clauses.get()) is not None:
+            await self.speak_text(clause, turn=turn, finish=False)
+        turn.finish_synthesis()
+
+    async def speak_text(self, text: str, *, turn: Turn | None, finish: bool = True) -> None:
+        """Synthesize `text` and queue it for playback as one segment."""
+        resampler = MonoResampler(WEBRTC_RATE)
+        rate = self.engines.tts.sample_rate
+        parts: list[Int16Array] = []
+        asked = time.monotonic()
+        async for chunk in self.engines.synthesize(text):
+            if turn is not None and "tts_ttfb" not in turn.metrics:
+                self.conv.record_metric(turn, "tts_ttfb", time.monotonic() - asked)
+            parts.append(resampler.resample(chunk, rate))
+        parts.append(resampler.flush())
+        pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+        if turn is not None and turn.first_audio_at is None and turn.pending_segments == 0:
+            pcm = _trim_leading_silence(pcm)
+        self.conv.play(turn, text, pcm)
+        if turn is not None and finish:
+            turn.finish_synthesis()
+
+
+def _trim_leading_silence(pcm: Int16Array, threshold: int = 300, keep_s: float = 0.01) -> Int16Array:
+    """The first clause starts at its first audible sample: e2e latency counts audio, not padding."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - int(keep_s * WEBRTC_RATE))
+    return pcm[start:]
+
+
+def _describe_outcome(outcome: ToolOutcome) -> str:
+    if outcome.status == "done":
+        return json.dumps({"tool": outcome.name, "result": outcome.result}, default=str)
+    return json.dumps({"tool": outcome.name, "error": outcome.error or outcome.status})

@@ -1,0 +1,52 @@
+"""One turn's state: what was heard, said and played, its timings and tool calls."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from platform_core.audio import Float32Array
+from platform_core.pipeline.tools import ToolOutcome
+from platform_core.transport.agent_track import PlayedSegment
+
+
+@dataclass
+class Turn:
+    turn_id: int
+    speech_ended_at: float  # monotonic time the caller stopped speaking (or sent the typed turn)
+    audio: Float32Array | None = None  # None for a typed turn
+    user_text: str = ""
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    tool_calls: list[ToolOutcome] = field(default_factory=list)
+    played_texts: list[str] = field(default_factory=list)  # segments fully played, in order
+    pending_segments: int = 0
+    synthesis_finished: bool = False
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    first_audio_at: float | None = None
+
+    def segment_enqueued(self) -> None:
+        self.pending_segments += 1
+
+    def segment_played(self, text: str) -> None:
+        self.pending_segments -= 1
+        if text:
+            self.played_texts.append(text)
+        self._check_drained()
+
+    def finish_synthesis(self) -> None:
+        self.synthesis_finished = True
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self.synthesis_finished and self.pending_segments <= 0:
+            self.drained.set()
+
+    def played_text(self, cut: list[PlayedSegment] | None = None) -> str:
+        """The words the caller actually heard: whole played segments plus the heard part of cut ones."""
+        parts = list(self.played_texts)
+        for seg in cut or []:
+            words = seg.text.split()
+            heard = round(seg.fraction * len(words))
+            if heard:
+                parts.append(" ".join(words[:heard]))
+        return " ".join(p.strip() for p in parts if p.strip())

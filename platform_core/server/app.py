@@ -1,0 +1,85 @@
+"""The platform's one port: the web page (GET /), WebRTC signalling (WS /call) and the agent
+gateway (WS /customer_sdk/websocket), served by a single websockets server."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from platform_core.resources import resource_path
+from platform_core.server.signalling import handle_call
+
+if TYPE_CHECKING:
+    from platform_core.platform import Platform
+
+log = logging.getLogger(__name__)
+
+GATEWAY_PATH = "/customer_sdk/websocket"
+CALL_PATH = "/call"
+# Frames up to this size are read and then judged by the gateway, so an oversized one gets a
+# protocol error instead of a dropped connection; larger ones close the connection (1009).
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+class PortInUse(OSError):
+    pass
+
+
+def _page(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store")])
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _route(platform: Platform):  # type: ignore[no-untyped-def]
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path.startswith(GATEWAY_PATH):
+            return platform.gateway.check_handshake(connection, request)
+        if path == CALL_PATH:
+            return None
+        if path in ("/", "/index.html"):
+            body = resource_path("web", "index.html").read_bytes()
+            return _page(HTTPStatus.OK, body, "text/html; charset=utf-8")
+        if path == "/healthz":
+            return _page(HTTPStatus.OK, platform.health().encode(), "text/plain; charset=utf-8")
+        return _page(HTTPStatus.NOT_FOUND, f"no such page: {path}\n".encode(), "text/plain; charset=utf-8")
+
+    return process_request
+
+
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    # The Conversimple SDK offers phoenix-websocket; browsers and /call clients offer none.
+    return Subprotocol("phoenix-websocket") if "phoenix-websocket" in offered else None
+
+
+async def start_server(platform: Platform, host: str, port: int) -> Server:
+    async def handler(connection: ServerConnection) -> None:
+        path = connection.request.path.split("?", 1)[0] if connection.request else ""
+        if path.startswith(GATEWAY_PATH):
+            await platform.gateway.handle_connection(connection)
+        elif path == CALL_PATH:
+            await handle_call(connection, platform)
+
+    try:
+        return await serve(
+            handler,
+            host,
+            port,
+            process_request=_route(platform),
+            select_subprotocol=_select_subprotocol,
+            max_size=MAX_FRAME_BYTES,
+            server_header="conversimple-platform",
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"port {port} on {host} is already in use") from exc
+        raise

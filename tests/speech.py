@@ -1,0 +1,69 @@
+"""Test speech made with the project's own Piper voice, and whisper to hear the agent's answers."""
+
+from __future__ import annotations
+
+import functools
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from platform_core.audio import STT_RATE, MonoResampler, to_float32
+
+
+@functools.cache
+def _tts():  # type: ignore[no-untyped-def]
+    from platform_core.engines.tts.piper import PiperTTS
+    from platform_core.models.store import ensure_model
+
+    return PiperTTS(ensure_model("piper-joe"))
+
+
+@functools.cache
+def _stt():  # type: ignore[no-untyped-def]
+    from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
+    from platform_core.models.stt_model import resolve_stt_model
+
+    return WhisperCppSTT(resolve_stt_model("whisper-tiny.en"))
+
+
+def speak(text: str, rate: int = 48_000) -> np.ndarray:
+    """`text` spoken by the Piper voice, as int16 mono at `rate`."""
+    tts = _tts()
+    pcm = np.concatenate(list(tts.synthesize(text)))
+    return MonoResampler(rate).resample(pcm, tts.sample_rate)
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int, channels: int = 1) -> Path:
+    data = np.repeat(pcm[:, None], channels, axis=1) if channels > 1 else pcm
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(data.astype(np.int16).tobytes())
+    return path
+
+
+def speech_wav(folder: Path, text: str, rate: int = 16_000, *, lead_s: float = 0.5, tail_s: float = 0.5) -> Path:
+    pcm = speak(text, rate)
+    silence = np.zeros(int(rate * lead_s), dtype=np.int16), np.zeros(int(rate * tail_s), dtype=np.int16)
+    name = "".join(c if c.isalnum() else "_" for c in text.lower())[:40]
+    return write_wav(folder / f"{name}_{rate}.wav", np.concatenate([silence[0], pcm, silence[1]]), rate)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as wav:
+        rate = wav.getframerate()
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        if wav.getnchannels() > 1:
+            data = data.reshape(-1, wav.getnchannels()).mean(axis=1).astype(np.int16)
+    return data, rate
+
+
+def transcribe(pcm: np.ndarray, rate: int) -> str:
+    audio = MonoResampler(STT_RATE).resample(pcm.astype(np.int16), rate)
+    return str(_stt().transcribe(to_float32(audio)))
+
+
+def words(text: str) -> set[str]:
+    return {w.strip(".,!?;:'\"").lower() for w in text.split() if w.strip(".,!?;:'\"")}
