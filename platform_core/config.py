@@ -65,7 +65,7 @@ class VoiceLoopConfig:
     # Speech shorter than this is ignored (clicks, breaths).
     min_speech_s: float = 0.15
     # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).
-    barge_in_speech_s: float = 0.1
+    barge_in_speech_s: float = 0.064
     max_turn_s: float = 30.0
     max_tool_steps: int = 3
     tool_filler_after_s: float = 1.0
@@ -127,7 +127,8 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 def config_from_dict(data: dict[str, Any]) -> PlatformConfig:
-    return _from_dict(PlatformConfig, data)  # type: ignore[no-any-return]
+    result: PlatformConfig = _from_dict(PlatformConfig, data)
+    return result
 
 
 def settings_path() -> Path:

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return call_main(args)
     if args.command == "prepare-models":
-        from platform_core.models.store import prepare_main
+        from platform_core.models.prepare import prepare_main
 
         return prepare_main((["--all"] if args.all else []) + list(args.models))
     if args.command == "demo":

@@ -1,4 +1,7 @@
-"""Builds the configured engines, preparing their models first, with progress on the bus."""
+"""Builds the configured engines, preparing their models first, with progress on the bus.
+
+Everything is imported here, at module level: the loaders run on several threads at once, and
+Python's imports are not safe to race (a half-initialised module raises ImportError)."""
 
 from __future__ import annotations
 
@@ -6,48 +9,53 @@ import asyncio
 from collections.abc import Callable
 
 from platform_core.config import EngineConfig
+from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from platform_core.engines.llm import create_llm
 from platform_core.engines.runner import Engines
+from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
+from platform_core.engines.tts.piper import PiperTTS
+from platform_core.engines.vad.silero import SileroVAD
+from platform_core.models.store import ensure_model
+from platform_core.models.stt_model import resolve_stt_model
 
 Progress = Callable[[str, str, float | None], None]  # (component, message, fraction)
 
 
-def _load_stt(config: EngineConfig, progress: Progress):  # type: ignore[no-untyped-def]
-    from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
-    from platform_core.models.stt_model import resolve_stt_model
-
+def _load_stt(config: EngineConfig, progress: Progress) -> SpeechToText:
     path = resolve_stt_model(config.stt_model, lambda m, f: progress("stt", m, f))
     progress("stt", f"loading whisper.cpp ({path.name})", None)
     return WhisperCppSTT(path, threads=config.stt_threads, audio_ctx=config.stt_audio_ctx)
 
 
-def _load_tts(config: EngineConfig, progress: Progress):  # type: ignore[no-untyped-def]
-    from platform_core.engines.tts.piper import PiperTTS
-    from platform_core.models.store import ensure_model
-
+def _load_tts(config: EngineConfig, progress: Progress) -> TextToSpeech:
     path = ensure_model(config.tts_voice, lambda m, f: progress("tts", m, f))
     progress("tts", f"loading Piper voice ({path.name})", None)
     return PiperTTS(path)
 
 
-def _check_vad() -> Callable[[], object]:
-    from platform_core.engines.vad.silero import SileroVAD
-
+def _check_vad() -> Callable[[], VoiceActivityDetector]:
     SileroVAD()  # loads the ONNX model once, so a broken install fails at start, not mid-call
     return SileroVAD
 
 
+async def _start_llm(config: EngineConfig, progress: Progress) -> LanguageModel:
+    if config.llm == "embedded" and not config.llm_model.endswith(".gguf"):
+        # Assemble and verify first, with progress; create_llm then finds the model ready at once.
+        await asyncio.to_thread(ensure_model, config.llm_model, lambda m, f: progress("llm", m, f))
+    llm = await asyncio.to_thread(create_llm, config)
+    progress("llm", f"starting {llm.name}", None)
+    await llm.start()
+    return llm
+
+
 async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     """Load every engine; the blocking ones on worker threads, concurrently with the LLM's start."""
-    from platform_core.engines.llm import create_llm
-
-    llm = create_llm(config, progress=lambda m, f: progress("llm", m, f))
-    progress("llm", f"starting {llm.name}", None)
-    stt, tts, vad_factory, _ = await asyncio.gather(
+    stt, tts, vad_factory, llm = await asyncio.gather(
         asyncio.to_thread(_load_stt, config, progress),
         asyncio.to_thread(_load_tts, config, progress),
         asyncio.to_thread(_check_vad),
-        llm.start(),
+        _start_llm(config, progress),
     )
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
-    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory)  # type: ignore[arg-type]
+    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory)

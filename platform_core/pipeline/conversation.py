@@ -12,8 +12,10 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -37,7 +39,7 @@ from platform_core.pipeline.responder import Responder
 from platform_core.pipeline.tools import ToolRouter
 from platform_core.pipeline.turn import Turn
 from platform_core.pipeline.turns import TurnDetector
-from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, Segment
+from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, PlayedSegment, Segment
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,8 @@ class Conversation:
         self.bus.publish(ConversationStateChanged(
             conversation_id=self.conversation_id, agent_id=self.agent_id, state=state, reason=reason))
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -155,6 +157,8 @@ class Conversation:
                 break
             if self.state == "connecting":
                 await self.activate()
+            if not isinstance(frame, av.AudioFrame):
+                continue
             pcm = resampler.resample_frame(frame)
             rms, peak = level(pcm)
             self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
@@ -167,7 +171,7 @@ class Conversation:
                 probability = vad.speech_probability(to_float32(chunk))
                 for signal in detector.feed(probability, now, block_s):
                     if signal.kind == "barge_in":
-                        self._interrupt("caller spoke")
+                        self._interrupt("caller spoke", speech_started_at=signal.speech_started_at)
                     elif signal.kind == "speech_started":
                         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
                     elif signal.kind == "turn_ended":
@@ -211,17 +215,20 @@ class Conversation:
             self._current = None
         self._complete(turn, interrupted=False)
 
-    def _interrupt(self, reason: str) -> None:
+    def _interrupt(self, reason: str, speech_started_at: float | None = None) -> None:
         if self._current is None:
             return
         turn, task = self._current
         self._current = None
         cut = self.queue.clear(turn.turn_id)
         task.cancel()
+        if speech_started_at is not None and cut:  # some of the answer's audio was still to play
+            # From the caller's first speech frame reaching the platform to the agent's audio being cut.
+            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_started_at)
         log.info("turn %s interrupted: %s", turn.turn_id, reason)
         self._complete(turn, interrupted=True, cut=cut)
 
-    def _complete(self, turn: Turn, *, interrupted: bool, cut: list | None = None) -> None:
+    def _complete(self, turn: Turn, *, interrupted: bool, cut: list[PlayedSegment] | None = None) -> None:
         if self._turns.pop(turn.turn_id, None) is None:
             return  # already completed
         agent_text = turn.played_text(cut)

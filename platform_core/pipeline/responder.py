@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,9 +74,9 @@ class Responder:
             # A tool that has answered is not offered again in this turn: chains move on, never loop.
             tools = [t for t in tools if t.name != choice.name]
 
-    async def _call_with_filler(self, turn: Turn, name: str, arguments: dict) -> ToolOutcome:
+    async def _call_with_filler(self, turn: Turn, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
         call = asyncio.ensure_future(
-            self.conv.router.call_tool(self.conv.conversation_id, name, arguments, turn_id=turn.turn_id))
+            self.conv.router.call_tool(self.conv.conversation_id, name, dict(arguments), turn_id=turn.turn_id))
         done, _ = await asyncio.wait({call}, timeout=self.conv.config.voice.tool_filler_after_s)
         if not done:
             await self.speak_text(FILLER_TEXT, turn=turn, finish=False)

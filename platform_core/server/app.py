@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ def _page(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
-def _route(platform: Platform):  # type: ignore[no-untyped-def]
+def _route(platform: Platform) -> Callable[[ServerConnection, Request], Response | None]:
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path.startswith(GATEWAY_PATH):

@@ -1,0 +1,108 @@
+"""Per-turn latency: the stages of each turn, their time series and percentiles.
+
+Stacked stages (seconds, all measured from the moment the caller stopped speaking):
+  endpointing   = end_of_turn_delay                         (waiting for silence to commit the turn)
+  stt           = transcription_delay - end_of_turn_delay   (transcript still running after commit)
+  llm           = llm_ttfs                                  (request -> first sentence for TTS)
+  tools         = sum of the turn's tool call durations
+  tts           = tts_ttfb                                  (first text -> first audio)
+  other         = e2e_latency - the stages above            (queues, scheduling, framing)
+  playout       = mouth_to_ear - e2e_latency                (WebRTC, jitter buffer, device buffers)
+The bar's height is then mouth_to_ear when the desktop measured it, e2e_latency otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAGES: tuple[str, ...] = ("endpointing", "stt", "llm", "tools", "tts", "other", "playout")
+SUMMARY_METRICS: tuple[str, ...] = (
+    "end_of_turn_delay",
+    "transcription_delay",
+    "llm_ttft",
+    "llm_ttfs",
+    "tts_ttfb",
+    "tool_call",
+    "e2e_latency",
+    "mouth_to_ear",
+)
+
+
+@dataclass
+class TurnLatency:
+    turn_id: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    tool_calls: list[float] = field(default_factory=list)
+    completed: bool = False
+    interrupted: bool = False
+    user_text: str = ""
+    agent_text: str = ""
+
+    def stages(self) -> dict[str, float]:
+        m = self.metrics
+        eot = m.get("end_of_turn_delay", 0.0)
+        out = {
+            "endpointing": eot,
+            "stt": max(0.0, m.get("transcription_delay", eot) - eot),
+            "llm": m.get("llm_ttfs", m.get("llm_ttft", 0.0)),
+            "tools": sum(self.tool_calls),
+            "tts": m.get("tts_ttfb", 0.0),
+        }
+        e2e = m.get("e2e_latency")
+        out["other"] = max(0.0, e2e - sum(out.values())) if e2e is not None else 0.0
+        m2e = m.get("mouth_to_ear")
+        out["playout"] = max(0.0, m2e - e2e) if m2e is not None and e2e is not None else 0.0
+        return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+@dataclass
+class LatencyModel:
+    turns: dict[int, TurnLatency] = field(default_factory=dict)
+    version: int = 0
+
+    def _turn(self, turn_id: int) -> TurnLatency:
+        if turn_id not in self.turns:
+            self.turns[turn_id] = TurnLatency(turn_id)
+        return self.turns[turn_id]
+
+    def add_metric(self, turn_id: int, name: str, value: float) -> None:
+        turn = self._turn(turn_id)
+        if name == "tool_call":
+            turn.tool_calls.append(value)
+        else:
+            turn.metrics[name] = value
+        self.version += 1
+
+    def complete_turn(
+        self, turn_id: int, metrics: dict[str, float | None], user_text: str, agent_text: str, interrupted: bool
+    ) -> None:
+        turn = self._turn(turn_id)
+        # A MetricMeasured that arrived first (e.g. mouth_to_ear from the desktop) is kept.
+        turn.metrics.update({k: v for k, v in metrics.items() if v is not None and k != "tool_call"})
+        turn.completed = True
+        turn.interrupted = interrupted
+        turn.user_text = user_text
+        turn.agent_text = agent_text
+        self.version += 1
+
+    def ordered(self) -> list[TurnLatency]:
+        return [self.turns[k] for k in sorted(self.turns)]
+
+    def values(self, name: str) -> list[float]:
+        if name == "tool_call":
+            return [d for turn in self.ordered() for d in turn.tool_calls]
+        return [t.metrics[name] for t in self.ordered() if name in t.metrics]
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """{metric: {"n", "p50", "p95"}} over the conversation, in seconds."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name in SUMMARY_METRICS:
+            vals = self.values(name)
+            out[name] = {"n": len(vals), "p50": percentile(vals, 50), "p95": percentile(vals, 95)}
+        return out

