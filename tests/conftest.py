@@ -84,3 +84,8 @@ def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def platform_url(platform_server: RunningPlatform) -> str:
+    return platform_server.url

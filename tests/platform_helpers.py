@@ -7,20 +7,15 @@ already running (then no process is started here).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import importlib.metadata
 import itertools
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,48 +24,11 @@ from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-API_KEY = "test-key"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 # --- the platform ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def running_platform(startup_timeout: float = 180.0) -> Iterator[str]:
-    """Start `conversimple-platform serve --port 0` and yield its URL; stop it by PID afterwards."""
-    if os.environ.get("CONVERSIMPLE_TEST_PLATFORM_URL"):
-        yield os.environ["CONVERSIMPLE_TEST_PLATFORM_URL"].rstrip("/")
-        return
-    log = tempfile.NamedTemporaryFile("w+", prefix="platform-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "conversimple-platform"), "serve", "--host", "127.0.0.1", "--port", "0",
-         "--api-key", API_KEY],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            text = Path(log.name).read_text(errors="replace")
-            if match := _LISTENING.search(text):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the platform did not start (exit {proc.poll()}):\n{text[-3000:]}")
-            time.sleep(0.2)
-        yield match.group(1).rstrip("/")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
 
 
 # --- test audio -----------------------------------------------------------------------------------
@@ -196,17 +154,3 @@ class Chromium:
 async def chromium(url: str, mic_wav: Path, profile: Path) -> AsyncIterator[Chromium]:
     async with Chromium(url, mic_wav, profile) as browser:
         yield browser
-
-
-_shared: tuple[contextlib.ExitStack, str] | None = None
-
-
-def shared_platform_url() -> str:
-    """One platform process for the whole test session (started on first use, stopped at exit)."""
-    global _shared
-    if _shared is None:
-        stack = contextlib.ExitStack()
-        url = stack.enter_context(running_platform())
-        atexit.register(stack.close)
-        _shared = (stack, url)
-    return _shared[1]

@@ -18,7 +18,8 @@ import pytest
 
 from platform_core.cli.call import EXIT_BAD_INPUT, place_call
 from platform_core.transport.wav_source import SAMPLE_RATE, AudioFileError, WavSource, load_audio
-from tests.platform_helpers import API_KEY, VENV_BIN, shared_platform_url, sox, speak
+from tests.conftest import API_KEY
+from tests.platform_helpers import VENV_BIN, sox, speak
 
 TONE_HZ = 1000
 
@@ -83,11 +84,6 @@ def test_cli_refuses_non_audio_before_calling(tmp_path: Path) -> None:
 
 
 # --- against the real platform --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def platform_url() -> str:
-    return shared_platform_url()
 
 
 @pytest.mark.slow

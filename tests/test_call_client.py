@@ -22,7 +22,8 @@ from platform_core.cli.call import (
 )
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
-from tests.platform_helpers import API_KEY, VENV_BIN, shared_platform_url, speak
+from tests.conftest import API_KEY
+from tests.platform_helpers import VENV_BIN, speak
 
 QUESTION = "What is the weather like in Paris today?"
 
@@ -139,11 +140,6 @@ async def test_a_server_without_call_endpoint_is_a_clear_error(tmp_path: Path) -
 
 
 # --- real calls to a real platform ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def platform_url() -> str:
-    return shared_platform_url()
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.platform_helpers import API_KEY, chromium, shared_platform_url, speak
+from tests.conftest import API_KEY
+from tests.platform_helpers import chromium, speak
 
 pytestmark = pytest.mark.slow
 
@@ -16,11 +17,6 @@ _LOADED = "document.readyState === 'complete' && !!window.conversimple"
 _ANSWERED = """(() => { const s = window.conversimple;
   return s.finals.length > 0 && Object.values(s.turns).some((t) => t.completed && t.agent)
          && s.agentAudio.maxLevel > 0.02; })()"""
-
-
-@pytest.fixture(scope="module")
-def platform_url() -> str:
-    return shared_platform_url()
 
 
 def test_page_is_served(platform_url: str) -> None:

@@ -1,0 +1,7 @@
+"""Errors an LLM backend raises while answering (start-up failures are `EngineUnavailable`)."""
+
+from __future__ import annotations
+
+
+class LLMError(RuntimeError):
+    """A request failed after the engine started: bad response, server error, timeout."""

@@ -1,0 +1,252 @@
+"""Reliable tool choice for small local models: few-shot prompt + JSON-schema-constrained output.
+
+Native `tools=` calling on a 0.5B model calls tools for "2+2" and invents tool names. Here the
+model must answer with JSON matching a schema built from the registered tools: either
+{"tool": "none"} or {"tool": <one registered name>, "arguments": <that tool's parameters>}.
+The grammar makes unknown names impossible; the result is still validated against the registered
+schema before routing, because not every server enforces every keyword (and Ollama may ignore it).
+
+The spoken answer is produced afterwards by a normal streamed reply; after a tool ran, its result is
+in the context (`answer_context`), so the reply path is the same with or without tools.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_core.engines.base import ChatMessage, LanguageModel
+from platform_core.pipeline.tools import ToolSpec
+
+log = logging.getLogger(__name__)
+
+NO_TOOL = "none"
+HISTORY_MESSAGES = 4  # the last few turns give context ("and tomorrow?") at little prompt cost
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """Generation-only tightening: no extra properties, required strings non-empty."""
+    tight: dict[str, Any] = copy.deepcopy(schema) if schema else {}
+    tight.setdefault("type", "object")
+    props: dict[str, Any] = tight.setdefault("properties", {})
+    tight["additionalProperties"] = False
+    for name in tight.get("required", []):
+        prop = props.get(name)
+        if isinstance(prop, dict) and prop.get("type") == "string" and "enum" not in prop:
+            prop.setdefault("minLength", 1)
+    return tight
+
+
+def tool_choice_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
+    """anyOf: one branch per registered tool with its argument schema, plus {"tool": "none"}."""
+    branches: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": spec.name}, "arguments": _strict(spec.parameters)},
+            "required": ["tool", "arguments"],
+            "additionalProperties": False,
+        }
+        for spec in tools
+    ]
+    branches.append(
+        {
+            "type": "object",
+            "properties": {"tool": {"const": NO_TOOL}},
+            "required": ["tool"],
+            "additionalProperties": False,
+        }
+    )
+    return {"anyOf": branches}
+
+
+def _signature(spec: ToolSpec) -> str:
+    props = spec.parameters.get("properties", {}) if spec.parameters else {}
+    return f"{spec.name}({', '.join(props)}): {spec.description.strip()}"
+
+
+# Fixed text first and the per-turn text last, so the server reuses the KV cache of the prefix.
+# The examples use a tool that is never registered: they teach the format, and the grammar makes
+# it impossible to pick. Measured variants are in bench/llm_tool_choice.py's docstring.
+_INSTRUCTIONS = (
+    "You route requests of a voice assistant to tools. Reply with JSON only.\n"
+    'If the user\'s last message asks for what a tool does, reply {"tool":"<name>","arguments":{...}} '
+    "with argument values copied from the user's words.\n"
+    'Otherwise (greetings, thanks, jokes, math, general questions) reply {"tool":"none"}.\n'
+    "Tools:\n"
+)
+_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("User: play some jazz in the kitchen", '{"tool":"play_music","arguments":{"genre":"jazz","room":"kitchen"}}'),
+    ("User: what is 5 plus 7?", '{"tool":"none"}'),
+    ("User: thank you!", '{"tool":"none"}'),
+)
+_SPEAKER = {"user": "User", "assistant": "Assistant", "tool": "Tool result", "system": "System"}
+
+
+def tool_choice_messages(history: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> list[ChatMessage]:
+    system = _INSTRUCTIONS + "\n".join(f"- {_signature(s)}" for s in tools)
+    messages = [ChatMessage("system", system)]
+    for user, answer in _EXAMPLES:
+        messages += [ChatMessage("user", user), ChatMessage("assistant", answer)]
+    messages.append(ChatMessage("user", _transcript(history)))
+    return messages
+
+
+def _transcript(history: Sequence[ChatMessage]) -> str:
+    recent = [m for m in history if m.role != "system"][-HISTORY_MESSAGES:]
+    return "\n".join(f"{_SPEAKER[m.role]}: {m.content}" for m in recent)
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+    "null": type(None),
+}
+
+
+def _type_ok(value: Any, expected: str | list[str]) -> bool:
+    names = [expected] if isinstance(expected, str) else list(expected)
+    for name in names:
+        py = _JSON_TYPES.get(name)
+        if py is None:
+            return True  # unknown type keyword: do not reject on it
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue  # JSON true is not a number
+        if isinstance(value, py):
+            return True
+    return False
+
+
+def validate_arguments(spec: ToolSpec, args: Any) -> list[str]:
+    """Problems with `args` for `spec` (empty list = valid): object shape, required, types, enums,
+    and extra properties when the schema sets additionalProperties to false."""
+    if not isinstance(args, dict):
+        return [f"arguments must be an object, got {type(args).__name__}"]
+    schema = spec.parameters or {}
+    props: dict[str, Any] = schema.get("properties", {})
+    problems = [f"missing required argument {name!r}" for name in schema.get("required", []) if name not in args]
+    for name, value in args.items():
+        prop = props.get(name)
+        if prop is None:
+            if schema.get("additionalProperties") is False:
+                problems.append(f"unexpected argument {name!r}")
+            continue
+        if "type" in prop and not _type_ok(value, prop["type"]):
+            problems.append(f"argument {name!r} must be {prop['type']}, got {type(value).__name__}")
+        elif "enum" in prop and value not in prop["enum"]:
+            problems.append(f"argument {name!r} must be one of {prop['enum']}, got {value!r}")
+        elif "const" in prop and value != prop["const"]:
+            problems.append(f"argument {name!r} must be {prop['const']!r}")
+    return problems
+
+
+_WORD = re.compile(r"[a-z]+|[0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    # Numbers compare by value, so "2025-03-05" is grounded by "March 5th".
+    return {w.lstrip("0") or "0" if w.isdigit() else w for w in _WORD.findall(text.lower())}
+
+
+def ungrounded_arguments(spec: ToolSpec, args: Mapping[str, Any], context: str) -> list[str]:
+    """Required string arguments sharing no word or number with `context` (the conversation).
+
+    A small model that wrongly picks a tool fills its arguments with inventions ("capital of
+    France?" -> lookup_customer(id="1")); values taken from what was said always share a word.
+    """
+    said = _words(context)
+    return [
+        name
+        for name in (spec.parameters or {}).get("required", [])
+        if isinstance(args.get(name), str) and not said.intersection(_words(args[name]))
+    ]
+
+
+def parse_tool_choice(text: str, tools: Sequence[ToolSpec], context: str | None = None) -> ToolChoice | None:
+    """The validated choice in the model's JSON answer; None for "none" or anything invalid.
+
+    With `context` (what was said), a choice whose required string arguments appear nowhere in it
+    is rejected as invented."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        log.warning("tool choice rejected: not JSON: %.200r", text)
+        return None
+    if not isinstance(data, dict):
+        log.warning("tool choice rejected: not an object: %.200r", text)
+        return None
+    name = data.get("tool")
+    if name == NO_TOOL:
+        return None
+    spec = next((s for s in tools if s.name == name), None)
+    if spec is None:
+        log.warning("tool choice rejected: unknown tool %r", name)
+        return None
+    args = data.get("arguments", {})
+    problems = validate_arguments(spec, args)
+    if problems:
+        log.warning("tool choice rejected: %s: %s", name, "; ".join(problems))
+        return None
+    invented = ungrounded_arguments(spec, args, context) if context is not None else []
+    if invented:
+        log.warning("tool choice rejected: %s: %s not found in the conversation", name, ", ".join(invented))
+        return None
+    return ToolChoice(spec.name, dict(args))
+
+
+async def choose_tool(
+    llm: LanguageModel, history: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, max_tokens: int = 80
+) -> ToolChoice | None:
+    """The tool to call for the last user message, or None (reply without a tool / invalid choice)."""
+    if not tools or not any(m.role == "user" for m in history):
+        return None
+    parts = [
+        delta
+        async for delta in llm.stream_chat(
+            tool_choice_messages(history, tools),
+            json_schema=tool_choice_schema(tools),
+            max_tokens=max_tokens,
+            temperature=0.0,
+        )
+    ]
+    return parse_tool_choice("".join(parts), tools, _transcript(history))
+
+
+def tool_call_message(choice: ToolChoice) -> ChatMessage:
+    """What the assistant did, for the reply context and the transcript."""
+    return ChatMessage("assistant", f"(called {choice.name} with {json.dumps(dict(choice.arguments))})")
+
+
+def tool_result_message(name: str, result: Any = None, error: str | None = None) -> ChatMessage:
+    """The tool's outcome as context for the spoken reply (sent as user-visible text; see ChatMessage)."""
+    if error is not None:
+        return ChatMessage("tool", f"{name} failed: {error}. Apologise briefly and offer to try again.")
+    body = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    return ChatMessage("tool", f"{name} returned: {body}. Use it to answer the user.")
+
+
+def answer_context(
+    system_prompt: str, history: Sequence[ChatMessage], choice: ToolChoice, result: Any = None, error: str | None = None
+) -> list[ChatMessage]:
+    """Messages for the streamed spoken reply after a tool ran: agent prompt, history, call, result."""
+    convo = [m for m in history if m.role != "system"]
+    return [
+        ChatMessage("system", system_prompt),
+        *convo,
+        tool_call_message(choice),
+        tool_result_message(choice.name, result, error),
+    ]

@@ -1,0 +1,181 @@
+"""Tool choice: schema, validation and parsing (pure), then real choices by the embedded 0.5B model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from platform_core.engines.base import ChatMessage
+from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM
+from platform_core.pipeline.tool_choice import (
+    ToolChoice,
+    answer_context,
+    choose_tool,
+    parse_tool_choice,
+    tool_choice_messages,
+    tool_choice_schema,
+    validate_arguments,
+)
+from platform_core.pipeline.tools import ToolSpec
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "Get the current weather for a location.",
+    {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+)
+BOOK = ToolSpec(
+    "book_appointment",
+    "Book an appointment for a date and time.",
+    {
+        "type": "object",
+        "properties": {"date": {"type": "string"}, "time": {"type": "string"}},
+        "required": ["date", "time"],
+    },
+)
+LOOKUP = ToolSpec(
+    "lookup_customer",
+    "Look up a customer by their customer id.",
+    {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+)
+TOOLS = [WEATHER, BOOK, LOOKUP]
+STRICT = ToolSpec(
+    "set_alarm",
+    "Set an alarm.",
+    {
+        "type": "object",
+        "properties": {
+            "hour": {"type": "integer"},
+            "mode": {"type": "string", "enum": ["beep", "radio"]},
+            "snooze": {"type": "boolean"},
+        },
+        "required": ["hour"],
+        "additionalProperties": False,
+    },
+)
+
+
+def test_schema_offers_each_tool_with_its_arguments_and_none() -> None:
+    branches = tool_choice_schema(TOOLS)["anyOf"]
+    assert [b["properties"]["tool"]["const"] for b in branches] == [*(t.name for t in TOOLS), "none"]
+    weather = branches[0]["properties"]["arguments"]
+    assert weather["required"] == ["location"] and weather["additionalProperties"] is False
+    assert weather["properties"]["location"]["minLength"] == 1  # an empty required string is no answer
+    assert "minLength" not in WEATHER.parameters["properties"]["location"]  # the registered spec is untouched
+    assert branches[-1]["required"] == ["tool"]
+
+
+def test_fixed_prompt_prefix_is_the_same_every_turn() -> None:
+    first = tool_choice_messages([ChatMessage("user", "hi")], TOOLS)
+    later = tool_choice_messages(
+        [ChatMessage("user", "hi"), ChatMessage("assistant", "Hello!"), ChatMessage("user", "weather in Rome?")], TOOLS
+    )
+    assert first[:-1] == later[:-1]  # only the last message changes: the KV cache prefix is reused
+    assert later[-1].content.endswith("User: weather in Rome?")
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({}, "missing required argument 'hour'"),
+        ({"hour": "7"}, "'hour' must be integer"),
+        ({"hour": True}, "'hour' must be integer"),
+        ({"hour": 7, "mode": "siren"}, "must be one of ['beep', 'radio']"),
+        ({"hour": 7, "snooze": 1}, "'snooze' must be boolean"),
+        ({"hour": 7, "volume": 3}, "unexpected argument 'volume'"),
+        ([7], "arguments must be an object"),
+    ],
+)
+def test_validate_arguments_problems(args: object, problem: str) -> None:
+    assert any(problem in p for p in validate_arguments(STRICT, args))
+
+
+def test_validate_arguments_accepts_valid_and_extra_when_allowed() -> None:
+    assert validate_arguments(STRICT, {"hour": 7, "mode": "radio", "snooze": False}) == []
+    assert validate_arguments(WEATHER, {"location": "Rome", "units": "metric"}) == []  # schema allows extras
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tool":"delete_everything","arguments":{}}',  # not registered
+        '{"tool":"get_weather","arguments":{}}',  # missing argument
+        '{"tool":"get_weather","arguments":{"location":42}}',  # wrong type
+        '{"tool":"get_weather"}',  # no arguments at all
+        '{"tool":"get_weather","arguments":{"location":"Paris"',  # truncated JSON
+        '["get_weather"]',
+        "",
+    ],
+)
+def test_invalid_choices_are_rejected(text: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert parse_tool_choice(text, TOOLS) is None
+    assert "tool choice rejected" in caplog.text
+
+
+def test_valid_and_none_choices() -> None:
+    text = '{"tool":"get_weather","arguments":{"location":"Paris"}}'
+    assert parse_tool_choice(text, TOOLS) == ToolChoice("get_weather", {"location": "Paris"})
+    assert parse_tool_choice('{"tool":"none"}', TOOLS) is None
+
+
+def test_invented_arguments_are_rejected(caplog: pytest.LogCaptureFixture) -> None:
+    said = "User: What's the capital of France?"
+    assert parse_tool_choice('{"tool":"lookup_customer","arguments":{"id":"1"}}', TOOLS, said) is None
+    assert "not found in the conversation" in caplog.text
+    said = "User: Can I get a slot on March 5th at 10:30?"
+    text = '{"tool":"book_appointment","arguments":{"date":"2025-03-05","time":"10:30"}}'
+    assert parse_tool_choice(text, TOOLS, said) == ToolChoice(
+        "book_appointment", {"date": "2025-03-05", "time": "10:30"}
+    )
+
+
+def test_answer_context_puts_the_tool_result_before_the_reply() -> None:
+    history = [ChatMessage("user", "Weather in Rome?")]
+    choice = ToolChoice("get_weather", {"location": "Rome"})
+    messages = answer_context("Be brief.", history, choice, result={"sky": "sunny", "celsius": 24})
+    assert [m.role for m in messages] == ["system", "user", "assistant", "tool"]
+    assert json.dumps({"location": "Rome"}) in messages[2].content
+    assert "sunny" in messages[3].content and messages[3].to_openai()["role"] == "user"
+    failed = answer_context("Be brief.", history, choice, error="timeout")
+    assert "failed: timeout" in failed[-1].content
+
+
+async def test_no_tools_means_no_model_call() -> None:
+    unstarted = EmbeddedLlamaLLM.__new__(EmbeddedLlamaLLM)  # would raise if it were asked anything
+    assert await choose_tool(unstarted, [ChatMessage("user", "weather in Rome?")], []) is None
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def llm() -> AsyncIterator[EmbeddedLlamaLLM]:
+    from platform_core.models import ensure_model
+
+    engine = EmbeddedLlamaLLM(ensure_model("qwen2.5-coder-0.5b-instruct"), threads=2)
+    await engine.start()
+    yield engine
+    await engine.aclose()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_model_picks_weather_for_san_francisco(llm: EmbeddedLlamaLLM) -> None:
+    choice = await choose_tool(llm, [ChatMessage("user", "What's the weather in San Francisco?")], TOOLS)
+    assert choice == ToolChoice("get_weather", {"location": "San Francisco"})
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_model_picks_no_tool_for_arithmetic(llm: EmbeddedLlamaLLM) -> None:
+    assert await choose_tool(llm, [ChatMessage("user", "what is two plus two")], TOOLS) is None
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_model_uses_the_conversation_after_a_tool_result(llm: EmbeddedLlamaLLM) -> None:
+    history = [
+        ChatMessage("user", "Look up customer 4521."),
+        ChatMessage("tool", '{"tool": "lookup_customer", "result": {"name": "Ada"}}'),
+    ]
+    # The customer was looked up; the remaining tools do not fit the request.
+    assert await choose_tool(llm, history, [WEATHER, BOOK]) is None
