@@ -1,0 +1,196 @@
+"""One connection serving one or more conversations: lifecycle, tool calls, re-registration.
+
+A standalone `Agent` runs a runtime whose factory returns the agent itself for every conversation; a
+`Dispatcher` runs one whose factory makes a new agent instance per conversation. Either way a tool call
+is routed by its conversation id to the instance bound to that conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from agent_sdk.connection import Connection
+from agent_sdk.tools import ToolCall
+from agent_sdk.wire import ServerMessage
+
+if TYPE_CHECKING:
+    from agent_sdk.agent import Agent
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[str, "str | None"], "Agent | None"]
+ANSWER_CACHE = 1024  # repeated call ids get the earlier answer, as in conversimple-sdk
+
+
+class Runtime:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        customer_id: str,
+        factory: Factory,
+        on_error: Callable[[str, str, dict[str, Any]], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.connection = Connection(url, api_key, customer_id, self._on_message, self._on_connected, **options)
+        self.factory = factory
+        self.bindings: dict[str, Agent] = {}
+        self._started: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._answers: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._on_error = on_error
+        self._resends: set[asyncio.Future[bool]] = set()
+
+    async def start(self) -> None:
+        await self.connection.start()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.connection.stop()
+        for conversation_id in list(self.bindings):
+            await self._end(conversation_id)
+
+    def bind(self, conversation_id: str, agent: Agent) -> None:
+        self.bindings[conversation_id] = agent
+        agent._conversation_bound(conversation_id)
+
+    # --- platform events ---------------------------------------------------------------------------------
+
+    async def _on_connected(self) -> None:
+        for conversation_id, agent in list(self.bindings.items()):  # a new connection knows no tools
+            await self._register(conversation_id, agent)
+
+    async def _on_message(self, message: ServerMessage) -> None:
+        event, payload = message.event, message.payload
+        if event == "tool_call_request":
+            self._spawn_call(payload)
+        elif event == "conversation_ready":
+            await self._begin(payload.get("conversation_id"), payload.get("agent_id"))
+        elif event == "conversation_lifecycle":
+            if payload.get("event") == "conversation_started":
+                await self._begin(payload.get("conversation_id"), payload.get("agent_id"))
+            elif payload.get("event") == "conversation_ended":
+                await self._end(payload.get("conversation_id"))
+        elif event == "phx_reply" and payload.get("status") == "error":
+            response = payload.get("response") or {}
+            reason = str(response.get("reason") if isinstance(response, dict) else response)
+            log.error("the platform refused a message: %s", reason)
+            await self._error("protocol_error", reason, {"ref": message.ref, **payload})
+        elif event == "error_notification":
+            await self._error(str(payload.get("error_type")), str(payload.get("error_message")), payload)
+        elif event == "config_update":
+            for agent in set(self.bindings.values()):
+                await agent._fire("config_update", payload)
+        else:
+            log.debug("platform event %s ignored", event)
+
+    async def _begin(self, conversation_id: Any, agent_id: Any) -> None:
+        if not isinstance(conversation_id, str) or not conversation_id:
+            return
+        agent = self.bindings.get(conversation_id)
+        if agent is None:
+            agent = self.factory(conversation_id, agent_id if isinstance(agent_id, str) else None)
+            if agent is None:
+                return
+            self.bind(conversation_id, agent)
+            await self._register(conversation_id, agent)
+        if conversation_id not in self._started:
+            self._started.add(conversation_id)
+            await agent._fire("conversation_started", conversation_id)
+
+    async def _end(self, conversation_id: Any) -> None:
+        agent = self.bindings.pop(conversation_id, None) if isinstance(conversation_id, str) else None
+        if agent is None:
+            return
+        for call_id, task in list(self._tasks.items()):
+            if getattr(task, "conversation_id", None) == conversation_id:
+                task.cancel()
+                self._tasks.pop(call_id, None)
+        self._started.discard(conversation_id)
+        await agent._fire("conversation_ended", conversation_id)
+        agent._conversation_unbound(conversation_id)
+
+    async def _register(self, conversation_id: str, agent: Agent) -> None:
+        tools = [t.wire() for t in agent.tools.values()]
+        await self.connection.send("register_conversation_tools", {"conversation_id": conversation_id, "tools": tools})
+
+    async def _error(self, error_type: str, message: str, details: dict[str, Any]) -> None:
+        if self._on_error is not None:
+            result = self._on_error(error_type, message, details)
+            if asyncio.iscoroutine(result):
+                await result
+
+    # --- tool calls ----------------------------------------------------------------------------------
+
+    def _spawn_call(self, payload: dict[str, Any]) -> None:
+        call_id = payload.get("call_id")
+        if not isinstance(call_id, str) or call_id in self._tasks:
+            return
+        if call_id in self._answers:
+            event, answer = self._answers[call_id]
+            resend = asyncio.ensure_future(self.connection.send(event, answer))
+            self._resends.add(resend)
+            resend.add_done_callback(self._resends.discard)
+            return
+        task = asyncio.create_task(self._run_call(call_id, payload))
+        task.conversation_id = payload.get("conversation_id")  # type: ignore[attr-defined]
+        self._tasks[call_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(call_id, None))
+
+    async def _run_call(self, call_id: str, payload: dict[str, Any]) -> None:
+        conversation_id = str(payload.get("conversation_id") or "")
+        name = str(payload.get("tool_name") or "")
+        arguments = payload.get("arguments") or {}
+        try:
+            timeout = max(0.1, min(float(payload.get("timeout_seconds", 30.0)), 300.0))
+        except (TypeError, ValueError):
+            timeout = 30.0
+        call = ToolCall(call_id, name, arguments, conversation_id, timeout)
+        agent = self.bindings.get(conversation_id)
+        answer: dict[str, Any] = {"call_id": call_id, "conversation_id": conversation_id, "tool_name": name}
+        done, result = False, None
+        try:
+            if agent is None:
+                raise LookupError(f"no agent instance serves conversation {conversation_id!r} here")
+            definition = agent.tools.get(name)
+            if definition is None:
+                raise LookupError(f"this agent has no tool {name!r}")
+            if not isinstance(arguments, dict):
+                raise TypeError("arguments must be an object")
+            await agent._fire("tool_called", call)
+            # the platform's clock decides timeouts; ours (a second later) only stops a runaway tool
+            with agent._in_conversation(conversation_id):
+                async with asyncio.timeout(timeout + 1.0):
+                    result = await definition.invoke(arguments)
+            answer["result"], done = result, True
+        except TimeoutError:
+            answer["error"] = self._error_body(f"{name} timed out after {timeout:g} s")
+        except Exception as exc:
+            answer["error"] = self._error_body(f"{type(exc).__name__}: {exc}")
+            log.warning("tool %s failed: %s", name, exc)
+            if agent is not None:
+                await agent._fire("error", "tool_error", answer["error"]["message"], answer)
+        event = "tool_call_response" if done else "tool_call_error"
+        try:
+            await self.connection.send(event, answer)
+        except (TypeError, ValueError) as exc:  # a result JSON cannot carry
+            event, answer = "tool_call_error", {**answer, "error": self._error_body(f"bad result: {exc}")}
+            answer.pop("result", None)
+            done = False
+            await self.connection.send(event, answer)
+        self._answers[call_id] = (event, answer)
+        if len(self._answers) > ANSWER_CACHE:
+            self._answers.popitem(last=False)
+        if done and agent is not None:
+            await agent._fire("tool_completed", call_id, result)
+
+    @staticmethod
+    def _error_body(message: str) -> dict[str, str]:
+        return {"message": message, "timestamp": datetime.now(UTC).isoformat()}

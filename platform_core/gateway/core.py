@@ -1,0 +1,534 @@
+"""The agent gateway's protocol logic, sans I/O: join, validation, tenancy, call correlation, timeouts.
+
+Every method takes the current time and returns a list of effects (send, close, publish, finish); the
+socket shell (`gateway.py`) carries them out. Tests drive this class directly, with no event loop.
+
+Decisions where conversimple-sdk 0.2.4 is silent (also in docs/agent-protocol.md terms):
+- The tenant comes only from the API key. The join topic `customer:<id>` is a label that must match the
+  key's customer, the SDK's derived id (md5 of the key), or the `customer_id` the client connected with.
+- Each agent connection gets one start notice per conversation: `conversation_ready` if it is a listener
+  (dispatcher or standalone agent) when the conversation starts, or `conversation_lifecycle` started if it
+  registers tools for a conversation it was not told about (a dispatched per-conversation instance; it
+  then stops receiving `conversation_ready`, so instances never grab other conversations).
+- Registration routes each tool name to the connection that registered it last.
+- The platform's clock is authoritative: at `timeout_seconds` the call is a timeout; a later answer is
+  dropped quietly (it is late, not a protocol error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections import OrderedDict
+from itertools import count
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from platform_core.events import (
+    AgentConnected,
+    AgentDisconnected,
+    ErrorOccurred,
+    ToolCallUpdated,
+    ToolsRegistered,
+)
+from platform_core.gateway import frames
+from platform_core.gateway.frames import Frame, ProtocolError
+from platform_core.gateway.schema import SpecError, check_arguments, clamp_timeout, parse_tools
+from platform_core.gateway.state import (
+    AgentInfo,
+    Close,
+    Connection,
+    Conversation,
+    Effect,
+    Finish,
+    PendingCall,
+    Publish,
+    Route,
+    Send,
+    ToolsChanged,
+)
+from platform_core.pipeline.tools import ToolOutcome, ToolSpec
+
+log = logging.getLogger(__name__)
+
+CLIENT_EVENTS = (
+    "phx_join",
+    "phx_leave",
+    "heartbeat",
+    "register_conversation_tools",
+    "tool_call_response",
+    "tool_call_error",
+)
+POLICY_VIOLATION = 1008
+RECENT_CALLS = 4096
+LATE_READY_AFTER_S = 0.5  # finished call ids remembered so late answers are recognised as late
+
+
+def credentials(path: str, headers: Any = None) -> tuple[str | None, str | None]:
+    """(api key, customer id hint) from the query string, or an `Authorization: Bearer` header."""
+    query = parse_qs(urlsplit(path).query)
+    key = (query.get("auth_token") or query.get("api_key") or [""])[0]
+    if not key and headers is not None:
+        auth = str(headers.get("Authorization", "") or "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    return key or None, (query.get("customer_id") or [None])[0]  # type: ignore[list-item]
+
+
+def sdk_customer_id(api_key: str) -> str:
+    """The id conversimple-sdk derives from the key when it is given none (its topic label)."""
+    return hashlib.md5(api_key.encode()).hexdigest()[:12]
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        customers: dict[str, str],
+        *,
+        default_tool_timeout_s: float = 30.0,
+        tool_timeouts: dict[str, float] | None = None,
+        idle_timeout_s: float = 90.0,
+        join_timeout_s: float = 10.0,
+    ) -> None:
+        self.customers = dict(customers)
+        self.default_tool_timeout_s = clamp_timeout(default_tool_timeout_s)
+        self.tool_timeouts = {k: clamp_timeout(v) for k, v in (tool_timeouts or {}).items()}
+        self.idle_timeout_s = idle_timeout_s  # several SDK heartbeat intervals (30 s) without a frame
+        self.join_timeout_s = join_timeout_s
+        self.connections: dict[str, Connection] = {}
+        self.conversations: dict[str, Conversation] = {}
+        self.calls: dict[str, PendingCall] = {}
+        self._recent: OrderedDict[str, str] = OrderedDict()  # finished call id -> connection id
+        self._call_prefix = secrets.token_hex(4)  # SDKs cache answers by call_id: never reuse one
+        self._call_seq = count(1)
+        self._conn_seq = count(1)
+
+    # --- connections -----------------------------------------------------------------------------------
+
+    def authenticate(self, api_key: str | None) -> tuple[str | None, str]:
+        """(customer id, "") or (None, problem) — the problem text opens the SDK's circuit breaker."""
+        if not api_key:
+            return None, "unauthorized: missing_credentials (connect with ?auth_token=<API key>)"
+        customer = self.customers.get(api_key)
+        if customer is None:
+            return None, "unauthorized: invalid_api_key (check the API key configured for this platform)"
+        return customer, ""
+
+    def open(self, path: str, remote: str, now: float, headers: Any = None) -> tuple[str, list[Effect]]:
+        key, hint = credentials(path, headers)
+        customer, problem = self.authenticate(key)
+        topics = {f"customer:{customer}", f"customer:{sdk_customer_id(key or '')}"}
+        if hint:
+            topics.add(f"customer:{hint}")
+        conn = Connection(
+            id=f"agent-{next(self._conn_seq)}",
+            customer_id=customer,
+            auth_problem=problem,
+            remote=remote,
+            opened_at=now,
+            last_seen=now,
+            allowed_topics=frozenset(topics),
+        )
+        self.connections[conn.id] = conn
+        if problem:
+            log.warning("agent connection %s from %s refused: %s", conn.id, remote, problem)
+        return conn.id, []
+
+    def receive(self, connection_id: str, data: str | bytes, now: float) -> list[Effect]:
+        conn = self.connections.get(connection_id)
+        if conn is None or conn.closing:
+            return []
+        conn.last_seen = now
+        try:
+            frame = frames.parse_frame(data)
+        except ProtocolError as error:
+            effects = self._protocol_error(conn, error)
+            if error.code == "frame_too_large":
+                effects += self._fail_oversized_answer(conn, data, now)
+            return effects
+        if conn.customer_id is None:
+            return self._refuse(conn, frame)
+        try:
+            return self._dispatch(conn, frame, now)
+        except ProtocolError as error:
+            if error.ref is None and error.join_ref is None:
+                error.ref, error.join_ref = frame.ref, frame.join_ref
+            return self._protocol_error(conn, error, frame.topic)
+
+    def closed(self, connection_id: str, reason: str, now: float) -> list[Effect]:
+        conn = self.connections.pop(connection_id, None)
+        if conn is None:
+            return []
+        effects: list[Effect] = []
+        for call_id in sorted(conn.pending):
+            call = self.calls.get(call_id)
+            if call is not None:
+                error = f"the agent providing {call.name} disconnected during the call ({reason})"
+                effects += self._finish(call, "error", now, error=error)
+        for conversation_id in conn.registered:
+            conversation = self.conversations.get(conversation_id)
+            for route in conversation.routes.values() if conversation else ():
+                if route.connection_id == conn.id:
+                    route.connection_id = None
+        if conn.topic is not None and conn.customer_id is not None:
+            effects.append(
+                Publish(AgentDisconnected(customer_id=conn.customer_id, connection_id=conn.id, reason=reason))
+            )
+        return effects
+
+    def tick(self, now: float) -> list[Effect]:
+        """Housekeeping: close silent or never-joined connections, expire overdue calls (safety net)."""
+        effects: list[Effect] = []
+        for conn in list(self.connections.values()):
+            if conn.topic is None and now - conn.opened_at > self.join_timeout_s:
+                effects.append(Close(conn.id, POLICY_VIOLATION, "join_timeout: no phx_join received"))
+            elif now - conn.last_seen > self.idle_timeout_s:
+                effects.append(Close(conn.id, 1001, f"idle: no frame for {self.idle_timeout_s:.0f} s"))
+            elif conn.late_check_at is not None and now >= conn.late_check_at:
+                effects += self._late_ready(conn)
+        for call in [c for c in self.calls.values() if now >= c.deadline]:
+            effects += self.expire_call(call.call_id, now)
+        return effects
+
+    # --- conversations ---------------------------------------------------------------------------------
+
+    def start_conversation(
+        self, conversation_id: str, agent_id: str | None, customer_id: str, now: float
+    ) -> list[Effect]:
+        existing = self.conversations.get(conversation_id)
+        if existing is not None:
+            if existing.customer_id != customer_id:
+                raise ValueError(f"conversation id {conversation_id!r} is already in use")
+            return []
+        conversation = self.conversations[conversation_id] = Conversation(conversation_id, customer_id, agent_id)
+        payload = self._ready(conversation)
+        effects: list[Effect] = []
+        for conn in self._joined(customer_id):
+            if not conn.bound:
+                conn.told.add(conversation_id)
+                effects.append(Send(conn.id, self._push(conn, "conversation_ready", payload)))
+        return effects
+
+    def end_conversation(self, conversation_id: str, now: float) -> list[Effect]:
+        conversation = self.conversations.pop(conversation_id, None)
+        if conversation is None:
+            return []
+        effects: list[Effect] = []
+        for call in [c for c in self.calls.values() if c.conversation_id == conversation_id]:
+            effects += self._finish(call, "cancelled", now, error="the conversation ended")
+        payload = {
+            "event": "conversation_ended",
+            "conversation_id": conversation_id,
+            "customer_id": conversation.customer_id,
+        }
+        for conn in self._joined(conversation.customer_id):
+            involved = conversation_id in conn.told or conversation_id in conn.registered
+            conn.told.discard(conversation_id)
+            conn.registered.pop(conversation_id, None)
+            if involved:
+                effects.append(Send(conn.id, self._push(conn, "conversation_lifecycle", payload)))
+        return effects
+
+    def tools_for(self, conversation_id: str) -> list[ToolSpec]:
+        conversation = self.conversations.get(conversation_id)
+        return [r.spec for r in conversation.routes.values()] if conversation else []
+
+    # --- calls -----------------------------------------------------------------------------------------
+
+    def timeout_for(self, conversation_id: str, name: str) -> float:
+        conversation = self.conversations.get(conversation_id)
+        route = conversation.routes.get(name) if conversation else None
+        declared = route.declared_timeout_s if route else None
+        return self.tool_timeouts.get(name) or declared or self.default_tool_timeout_s
+
+    def start_call(
+        self, conversation_id: str, name: str, arguments: dict[str, Any], turn_id: int | None, now: float
+    ) -> tuple[PendingCall | ToolOutcome, list[Effect]]:
+        """Send a call to its agent: (the pending call, effects), or (an error outcome, effects)."""
+        call_id = f"call_{self._call_prefix}_{next(self._call_seq)}"
+        arguments = dict(arguments)
+        started = ToolCallUpdated(
+            conversation_id=conversation_id,
+            turn_id=turn_id,
+            call_id=call_id,
+            name=name,
+            arguments=arguments,
+            status="started",
+        )
+        effects: list[Effect] = [Publish(started)]
+        problem, route = self._route(conversation_id, name, arguments)
+        conn = self.connections.get(route.connection_id) if route and route.connection_id else None
+        if problem or route is None or conn is None:
+            problem = problem or f"the agent providing {name} is disconnected; it may reconnect shortly"
+            outcome = ToolOutcome(call_id, name, arguments, "error", error=problem)
+            effects.append(Publish(self._update(outcome, conversation_id, turn_id)))
+            return outcome, effects
+        timeout = self.timeout_for(conversation_id, name)
+        call = PendingCall(call_id, conversation_id, conn.id, name, arguments, turn_id, now, now + timeout)
+        self.calls[call_id] = call
+        conn.pending.add(call_id)
+        payload = {
+            "call_id": call_id,
+            "tool_name": name,
+            "arguments": arguments,
+            "timeout_seconds": timeout,
+            "conversation_id": conversation_id,
+        }
+        effects.append(Send(conn.id, self._push(conn, "tool_call_request", payload)))
+        return call, effects
+
+    def expire_call(self, call_id: str, now: float) -> list[Effect]:
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        timeout = call.deadline - call.started_at
+        return self._finish(call, "timeout", now, error=f"{call.name} did not answer within {timeout:g} s")
+
+    def cancel_call(self, call_id: str, now: float, reason: str) -> list[Effect]:
+        call = self.calls.get(call_id)
+        return self._finish(call, "cancelled", now, error=reason) if call else []
+
+    # --- queries ---------------------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> list[AgentInfo]:
+        return [
+            AgentInfo(
+                c.id,
+                c.customer_id,
+                c.remote,
+                now - c.opened_at,
+                c.topic is not None,
+                dict(c.registered),
+                len(c.pending),
+            )
+            for c in self.connections.values()
+            if c.customer_id is not None
+        ]
+
+    # --- internals: client frames ----------------------------------------------------------------------
+
+    def _dispatch(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
+        event = frame.event
+        if event == "phx_join":
+            return self._join(conn, frame)
+        if event == "heartbeat" and (frame.topic == "phoenix" or frame.topic == conn.topic):
+            return [Send(conn.id, frames.reply_ok(frame))]
+        if conn.topic is None:
+            raise ProtocolError("not_joined", "join the channel first: phx_join on customer:<customer id>")
+        if frame.topic != conn.topic:
+            raise ProtocolError(
+                "wrong_topic",
+                f"frame on topic {frame.topic!r}; this connection joined "
+                f"{conn.topic!r}, send every event on that topic",
+            )
+        if event == "register_conversation_tools":
+            return self._register(conn, frame, now)
+        if event in ("tool_call_response", "tool_call_error"):
+            return self._answer(conn, frame, now)
+        if event == "phx_leave":
+            return [Send(conn.id, frames.reply_ok(frame)), Close(conn.id, 1000, "left the channel")]
+        raise ProtocolError(
+            "unknown_event",
+            f"{event!r} is not a client event of this protocol (expected one of {', '.join(CLIENT_EVENTS)})",
+        )
+
+    def _join(self, conn: Connection, frame: Frame) -> list[Effect]:
+        if frame.topic not in conn.allowed_topics:
+            raise ProtocolError(
+                "wrong_topic",
+                f"cannot join {frame.topic!r}: join customer:<your customer "
+                "id>, the id you connected with (customer_id=...)",
+            )
+        if conn.topic not in (None, frame.topic):
+            raise ProtocolError("wrong_topic", f"already joined {conn.topic!r}; one channel per connection")
+        effects: list[Effect] = [Send(conn.id, frames.reply_ok(frame))]
+        if conn.topic is None:
+            conn.topic = frame.topic
+            assert conn.customer_id is not None
+            effects.append(
+                Publish(AgentConnected(customer_id=conn.customer_id, connection_id=conn.id, remote=conn.remote))
+            )
+            conn.late_check_at = conn.last_seen + LATE_READY_AFTER_S
+        return effects
+
+    def _late_ready(self, conn: Connection) -> list[Effect]:
+        """A listener that joined late (or restarted) still hears of conversations no live agent serves.
+        Only once it has stayed silent for a moment: a dispatched instance registers right after joining
+        and must not be offered other conversations."""
+        conn.late_check_at = None
+        if conn.registered or conn.topic is None:
+            return []
+        effects: list[Effect] = []
+        for conversation in self.conversations.values():
+            unserved = not any(r.connection_id for r in conversation.routes.values())
+            if conversation.customer_id == conn.customer_id and unserved and conversation.id not in conn.told:
+                conn.told.add(conversation.id)
+                effects.append(Send(conn.id, self._push(conn, "conversation_ready", self._ready(conversation))))
+        return effects
+
+    def _refuse(self, conn: Connection, frame: Frame) -> list[Effect]:
+        error = ProtocolError(*conn.auth_problem.split(": ", 1), ref=frame.ref, join_ref=frame.join_ref)
+        reply = frames.reply_error(error, frame.topic)
+        conn.closing = True
+        return [Send(conn.id, reply), Close(conn.id, POLICY_VIOLATION, conn.auth_problem[:120])]
+
+    def _register(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
+        conversation_id = frame.payload.get("conversation_id")
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise ProtocolError("invalid_payload", "register_conversation_tools needs a conversation_id string")
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None or conversation.customer_id != conn.customer_id:
+            raise ProtocolError(
+                "unknown_conversation",
+                f"no live conversation {conversation_id!r} for this customer; register after conversation_ready",
+            )
+        try:
+            specs, declared = parse_tools(frame.payload.get("tools"))
+        except SpecError as exc:
+            raise ProtocolError("invalid_tools", f"{exc}; registration ignored") from None
+        reconnect = any((r := conversation.routes.get(s.name)) and r.connection_id is None for s in specs)
+        for name in conn.registered.get(conversation_id, ()):  # a new list replaces this connection's old one
+            if conversation.routes.get(name) and conversation.routes[name].connection_id == conn.id:
+                del conversation.routes[name]
+        for spec in specs:
+            conversation.routes[spec.name] = Route(spec, conn.id, declared.get(spec.name))
+        conn.registered[conversation_id] = tuple(s.name for s in specs)
+        assert conn.customer_id is not None
+        effects: list[Effect] = [
+            Publish(
+                ToolsRegistered(
+                    customer_id=conn.customer_id,
+                    conversation_id=conversation_id,
+                    connection_id=conn.id,
+                    tools=tuple(frame.payload["tools"]),
+                )
+            ),
+            ToolsChanged(conversation_id),
+        ]
+        if conversation_id not in conn.told:
+            conn.told.add(conversation_id)
+            conn.bound = True
+            if not reconnect:  # a reconnecting instance already had its start notice
+                payload = {
+                    "event": "conversation_started",
+                    "conversation_id": conversation_id,
+                    "agent_id": conversation.agent_id,
+                    "customer_id": conversation.customer_id,
+                }
+                effects.append(Send(conn.id, self._push(conn, "conversation_lifecycle", payload)))
+        return effects
+
+    def _answer(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
+        call_id = frame.payload.get("call_id")
+        if not isinstance(call_id, str):
+            raise ProtocolError("invalid_payload", f"{frame.event} needs the call_id of the request")
+        call = self.calls.get(call_id)
+        if call is None or call.connection_id != conn.id:
+            if self._recent.get(call_id) == conn.id:
+                log.info("late answer for %s from %s dropped (the call already finished)", call_id, conn.id)
+                return []
+            raise ProtocolError("unknown_call_id", f"no pending call {call_id!r} was sent to this connection")
+        if frame.event == "tool_call_response":
+            return self._finish(call, "done", now, result=frame.payload.get("result"))
+        error = frame.payload.get("error")
+        message = str((error.get("message") if isinstance(error, dict) else error) or "failed without a message")
+        # conversimple-sdk times a call out on the same clock as ours: its report at the deadline is a timeout
+        status = "timeout" if "timed out" in message and now >= call.deadline - 0.05 else "error"
+        return self._finish(call, status, now, error=message)
+
+    def _fail_oversized_answer(self, conn: Connection, data: str | bytes, now: float) -> list[Effect]:
+        """An oversized answer still ends its call at once (rather than by timeout), if it can be read."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, RecursionError):
+            return []
+        payload = raw.get("payload") if isinstance(raw, dict) else None
+        call_id = payload.get("call_id") if isinstance(payload, dict) else None
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None or call.connection_id != conn.id:
+            return []
+        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the 1 MiB frame limit")
+
+    # --- internals: helpers ----------------------------------------------------------------------------
+
+    def _route(self, conversation_id: str, name: str, arguments: dict[str, Any]) -> tuple[str, Route | None]:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return f"conversation {conversation_id!r} is not active", None
+        route = conversation.routes.get(name)
+        if route is None:
+            known = ", ".join(sorted(conversation.routes)) or "none"
+            return f"no agent provides the tool {name!r} in this conversation (registered: {known})", None
+        return check_arguments(route.spec, arguments) or "", route
+
+    def _finish(
+        self, call: PendingCall, status: Any, now: float, *, result: Any = None, error: str | None = None
+    ) -> list[Effect]:
+        self.calls.pop(call.call_id, None)
+        conn = self.connections.get(call.connection_id)
+        if conn is not None:
+            conn.pending.discard(call.call_id)
+        self._recent[call.call_id] = call.connection_id
+        if len(self._recent) > RECENT_CALLS:
+            self._recent.popitem(last=False)
+        outcome = ToolOutcome(
+            call.call_id,
+            call.name,
+            call.arguments,
+            status,
+            result=result,
+            error=error,
+            duration_s=now - call.started_at,
+        )
+        return [Publish(self._update(outcome, call.conversation_id, call.turn_id)), Finish(outcome)]
+
+    @staticmethod
+    def _update(outcome: ToolOutcome, conversation_id: str, turn_id: int | None) -> ToolCallUpdated:
+        return ToolCallUpdated(
+            conversation_id=conversation_id,
+            turn_id=turn_id,
+            call_id=outcome.call_id,
+            name=outcome.name,
+            arguments=outcome.arguments,
+            status=outcome.status,
+            result=outcome.result,
+            error=outcome.error,
+            duration_s=outcome.duration_s,
+        )
+
+    @staticmethod
+    def _ready(conversation: Conversation) -> dict[str, Any]:
+        return {
+            "conversation_id": conversation.id,
+            "agent_id": conversation.agent_id,
+            "customer_id": conversation.customer_id,
+        }
+
+    def _joined(self, customer_id: str) -> list[Connection]:
+        return [c for c in self.connections.values() if c.customer_id == customer_id and c.topic is not None]
+
+    @staticmethod
+    def _push(conn: Connection, event: str, payload: dict[str, Any]) -> str:
+        return frames.encode(None, None, conn.topic or "phoenix", event, payload)
+
+    def _protocol_error(self, conn: Connection, error: ProtocolError, topic: str = "phoenix") -> list[Effect]:
+        first = error.code not in conn.error_codes
+        level = logging.WARNING if first else logging.DEBUG  # once per kind and connection, not a flood
+        log.log(level, "protocol error from %s (%s): %s", conn.id, conn.customer_id or "unauthenticated", error)
+        effects: list[Effect] = [Send(conn.id, frames.reply_error(error, topic))]
+        conn.error_codes.add(error.code)
+        if first and conn.customer_id is not None:
+            effects.append(
+                Publish(
+                    ErrorOccurred(
+                        where="agent gateway",
+                        message=f"agent {conn.id} ({conn.customer_id}) sent a bad frame: {error}",
+                        hint="the agent was told; fix the agent or upgrade its SDK",
+                    )
+                )
+            )
+        if conn.customer_id is None:
+            conn.closing = True
+            effects.append(Close(conn.id, POLICY_VIOLATION, conn.auth_problem[:120]))
+        return effects

@@ -1,0 +1,290 @@
+"""The gateway's protocol core, driven directly: no sockets, no event loop."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from platform_core.events import AgentConnected, AgentDisconnected, ToolCallUpdated
+from platform_core.gateway.core import GatewayCore, sdk_customer_id
+from platform_core.gateway.frames import MAX_FRAME_BYTES
+from platform_core.gateway.state import Close, Effect, Finish, PendingCall, Publish, Send
+from platform_core.pipeline.tools import ToolOutcome
+
+KEYS = {"key-acme": "acme", "key-globex": "globex"}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+}
+
+
+def frame(event: str, payload: dict[str, Any] | None = None, topic: str = "customer:acme", ref: str = "1") -> str:
+    return json.dumps({"join_ref": None, "ref": ref, "topic": topic, "event": event, "payload": payload or {}})
+
+
+def sent(effects: list[Effect], conn: str | None = None) -> list[list[Any]]:
+    return [json.loads(e.text) for e in effects if isinstance(e, Send) and conn in (None, e.connection_id)]
+
+
+def finished(effects: list[Effect]) -> list[ToolOutcome]:
+    return [e.outcome for e in effects if isinstance(e, Finish)]
+
+
+def connect(core: GatewayCore, key: str = "key-acme", topic: str = "customer:acme") -> str:
+    conn, _ = core.open(f"/customer_sdk/websocket?customer_id=x&auth_token={key}", "peer", 0.0)
+    reply = sent(core.receive(conn, frame("phx_join", topic=topic), 0.0))
+    assert reply[0][3:] == ["phx_reply", {"status": "ok", "response": {}}]
+    return conn
+
+
+def registered(core: GatewayCore, conversation: str = "c1", customer: str = "acme") -> str:
+    core.start_conversation(conversation, "agent-a", customer, 0.0)
+    conn = connect(core, "key-acme" if customer == "acme" else "key-globex", f"customer:{customer}")
+    effects = core.receive(
+        conn,
+        frame(
+            "register_conversation_tools",
+            {"conversation_id": conversation, "tools": [WEATHER]},
+            topic=f"customer:{customer}",
+        ),
+        0.0,
+    )
+    assert not [m for m in sent(effects) if m[3] == "phx_reply"], sent(effects)
+    return conn
+
+
+def call(core: GatewayCore, conversation: str = "c1", now: float = 0.0) -> tuple[PendingCall, list[Effect]]:
+    pending, effects = core.start_call(conversation, "get_weather", {"location": "Lisbon"}, 3, now)
+    assert isinstance(pending, PendingCall), pending
+    return pending, effects
+
+
+def test_join_reply_echoes_refs_and_publishes_connected() -> None:
+    core = GatewayCore(KEYS)
+    conn, _ = core.open("/customer_sdk/websocket?auth_token=key-acme", "peer", 0.0)
+    effects = core.receive(
+        conn,
+        json.dumps({"join_ref": "1", "ref": "2", "topic": "customer:acme", "event": "phx_join", "payload": {}}),
+        0.0,
+    )
+    assert sent(effects) == [["1", "2", "customer:acme", "phx_reply", {"status": "ok", "response": {}}]]
+    assert any(isinstance(e, Publish) and isinstance(e.event, AgentConnected) for e in effects)
+
+
+def test_sdk_derived_topic_is_accepted() -> None:
+    core = GatewayCore(KEYS)
+    connect(core, topic=f"customer:{sdk_customer_id('key-acme')}")
+
+
+def test_wrong_key_is_refused_at_join_with_unauthorized_and_closed() -> None:
+    core = GatewayCore(KEYS)
+    conn, _ = core.open("/customer_sdk/websocket?auth_token=nope", "peer", 0.0)
+    effects = core.receive(conn, frame("phx_join"), 0.0)
+    [reply] = sent(effects)
+    assert reply[3] == "phx_reply" and reply[4]["status"] == "error"
+    assert "unauthorized" in reply[4]["response"]["reason"] and "invalid_api_key" in reply[4]["response"]["reason"]
+    assert any(isinstance(e, Close) and e.code == 1008 for e in effects)
+
+
+def test_missing_key_names_missing_credentials() -> None:
+    core = GatewayCore(KEYS)
+    conn, _ = core.open("/customer_sdk/websocket", "peer", 0.0)
+    [reply] = sent(core.receive(conn, frame("phx_join"), 0.0))
+    assert reply[4]["response"]["reason"].startswith("unauthorized: missing_credentials")
+
+
+def test_heartbeat_is_answered() -> None:
+    core = GatewayCore(KEYS)
+    conn = connect(core)
+    for topic in ("customer:acme", "phoenix"):
+        [reply] = sent(core.receive(conn, frame("heartbeat", topic=topic, ref="9"), 1.0))
+        assert reply[1] == "9" and reply[4]["status"] == "ok"
+
+
+def test_protocol_errors_are_clear_and_keep_the_connection() -> None:
+    core = GatewayCore(KEYS)
+    conn = connect(core)
+    cases = {
+        "{not json": "malformed_json",
+        "[1, 2]": "invalid_frame",
+        frame("dance"): "unknown_event",
+        frame(
+            "register_conversation_tools", {"conversation_id": "c1", "tools": []}, topic="customer:globex"
+        ): "wrong_topic",
+        frame("tool_call_response", {"call_id": "call_x", "result": 1}): "unknown_call_id",
+        frame("register_conversation_tools", {"conversation_id": "nope", "tools": []}): "unknown_conversation",
+        "x" * (MAX_FRAME_BYTES + 1): "frame_too_large",
+    }
+    for data, code in cases.items():
+        effects = core.receive(conn, data, 1.0)
+        [reply] = sent(effects)
+        assert reply[4]["status"] == "error" and reply[4]["response"]["code"] == code, (code, reply)
+        assert not any(isinstance(e, Close) for e in effects)
+    assert core.receive(conn, b"\x00binary", 1.0)
+    assert conn in core.connections
+
+
+def test_invalid_tools_are_refused_whole() -> None:
+    core = GatewayCore(KEYS)
+    core.start_conversation("c1", None, "acme", 0.0)
+    conn = connect(core)
+    bad = [WEATHER, {"name": "bad name!", "parameters": {"type": "object"}}]
+    [reply] = sent(
+        core.receive(conn, frame("register_conversation_tools", {"conversation_id": "c1", "tools": bad}), 0.0)
+    )
+    assert reply[4]["response"]["code"] == "invalid_tools" and "bad name!" in reply[4]["response"]["reason"]
+    assert core.tools_for("c1") == []
+
+
+def test_conversation_ready_goes_to_listeners_with_agent_id() -> None:
+    core = GatewayCore(KEYS)
+    listener = connect(core)
+    other_customer = connect(core, "key-globex", "customer:globex")
+    effects = core.start_conversation("c1", "agent-a", "acme", 0.0)
+    [ready] = sent(effects, listener)
+    assert ready[3] == "conversation_ready"
+    assert ready[4] == {"conversation_id": "c1", "agent_id": "agent-a", "customer_id": "acme"}
+    assert sent(effects, other_customer) == []
+
+
+def test_a_listener_joining_late_hears_of_unserved_conversations() -> None:
+    core = GatewayCore(KEYS)
+    core.start_conversation("c1", "agent-a", "acme", 0.0)
+    core.start_conversation("c2", "agent-a", "acme", 0.0)
+    listener = connect(core)
+    instance = registered(core, "c2")  # registers at once: a per-conversation instance
+    assert sent(core.tick(0.1)) == []
+    ready = sent(core.tick(1.0))
+    assert [(m[3], m[4]["conversation_id"]) for m in ready] == [("conversation_ready", "c1")]
+    assert listener in core.connections and not core.connections[instance].late_check_at
+
+
+def test_dispatched_instance_gets_lifecycle_started_and_no_other_conversations() -> None:
+    core = GatewayCore(KEYS)
+    instance = registered(core, "c1")
+    assert core.connections[instance].bound
+    assert sent(core.start_conversation("c2", "agent-a", "acme", 0.0), instance) == []
+    ended = sent(core.end_conversation("c1", 1.0), instance)
+    assert ended[0][3] == "conversation_lifecycle" and ended[0][4]["event"] == "conversation_ended"
+
+
+def test_call_results_correlate_in_any_order() -> None:
+    core = GatewayCore(KEYS)
+    conn = registered(core)
+    first, effects = call(core)
+    request = sent(effects)[0]
+    assert request[3] == "tool_call_request"
+    assert request[4]["timeout_seconds"] == 30.0 and request[4]["call_id"] == first.call_id
+    second, _ = call(core)
+    assert first.call_id != second.call_id
+    out2 = finished(core.receive(conn, frame("tool_call_response", {"call_id": second.call_id, "result": 2}), 1))
+    out1 = finished(core.receive(conn, frame("tool_call_response", {"call_id": first.call_id, "result": 1}), 2))
+    assert (out1[0].result, out1[0].status, out1[0].duration_s) == (1, "done", 2)
+    assert (out2[0].result, out2[0].status) == (2, "done")
+
+
+def test_tool_error_becomes_error_outcome() -> None:
+    core = GatewayCore(KEYS)
+    conn = registered(core)
+    pending, _ = call(core)
+    error = {"call_id": pending.call_id, "error": {"message": "RuntimeError: boom", "timestamp": "t"}}
+    [outcome] = finished(core.receive(conn, frame("tool_call_error", error), 0.5))
+    assert (outcome.status, outcome.error) == ("error", "RuntimeError: boom")
+
+
+def test_timeout_then_late_answer_is_dropped_quietly() -> None:
+    core = GatewayCore(KEYS, tool_timeouts={"get_weather": 2.0})
+    conn = registered(core)
+    pending, effects = call(core)
+    assert sent(effects)[0][4]["timeout_seconds"] == 2.0
+    [outcome] = finished(core.tick(2.5))
+    assert outcome.status == "timeout" and "2 s" in (outcome.error or "")
+    assert core.receive(conn, frame("tool_call_response", {"call_id": pending.call_id, "result": 1}), 3) == []
+
+
+def test_disconnect_turns_pending_calls_into_errors_at_once() -> None:
+    core = GatewayCore(KEYS)
+    conn = registered(core)
+    call(core)
+    effects = core.closed(conn, "connection lost", 1.0)
+    [outcome] = finished(effects)
+    assert outcome.status == "error" and "disconnected" in (outcome.error or "")
+    assert any(isinstance(e, Publish) and isinstance(e.event, AgentDisconnected) for e in effects)
+    failed, _ = core.start_call("c1", "get_weather", {"location": "x"}, None, 2.0)
+    assert isinstance(failed, ToolOutcome) and "disconnected" in (failed.error or "")
+
+
+def test_reregistration_routes_later_calls_to_the_new_connection() -> None:
+    core = GatewayCore(KEYS)
+    old = registered(core)
+    core.closed(old, "lost", 1.0)
+    new = connect(core)
+    effects = core.receive(
+        new, frame("register_conversation_tools", {"conversation_id": "c1", "tools": [WEATHER]}), 2.0
+    )
+    assert [m for m in sent(effects) if m[3] == "conversation_lifecycle"] == []  # a reconnect: no 2nd start
+    pending, effects = call(core, now=3.0)
+    assert pending.connection_id == new and sent(effects, new)
+
+
+def test_customers_cannot_see_or_answer_each_other() -> None:
+    core = GatewayCore(KEYS)
+    registered(core, "c1", "acme")
+    intruder = connect(core, "key-globex", "customer:globex")
+    topic = "customer:globex"
+    [reply] = sent(
+        core.receive(
+            intruder, frame("register_conversation_tools", {"conversation_id": "c1", "tools": [WEATHER]}, topic), 0
+        )
+    )
+    assert reply[4]["response"]["code"] == "unknown_conversation"
+    pending, _ = call(core)
+    [reply] = sent(
+        core.receive(intruder, frame("tool_call_response", {"call_id": pending.call_id, "result": "forged"}, topic), 0)
+    )
+    assert reply[4]["response"]["code"] == "unknown_call_id" and pending.call_id in core.calls
+    assert [a.customer_id for a in core.snapshot(0)].count("globex") == 1
+
+
+def test_invalid_arguments_and_unknown_tools_fail_without_reaching_the_agent() -> None:
+    core = GatewayCore(KEYS)
+    registered(core)
+    outcome, effects = core.start_call("c1", "get_weather", {"location": 5}, None, 0)
+    assert isinstance(outcome, ToolOutcome) and "must be string" in (outcome.error or "")
+    assert sent(effects) == []
+    outcome, _ = core.start_call("c1", "fly", {}, None, 0)
+    assert isinstance(outcome, ToolOutcome) and "registered: get_weather" in (outcome.error or "")
+    statuses = [e.event.status for e in effects if isinstance(e, Publish) and isinstance(e.event, ToolCallUpdated)]
+    assert statuses == ["started", "error"]
+
+
+def test_conversation_end_cancels_pending_calls() -> None:
+    core = GatewayCore(KEYS)
+    registered(core)
+    call(core)
+    [outcome] = finished(core.end_conversation("c1", 1.0))
+    assert outcome.status == "cancelled"
+
+
+def test_idle_and_unjoined_connections_are_closed() -> None:
+    core = GatewayCore(KEYS, idle_timeout_s=5, join_timeout_s=1)
+    joined = connect(core)
+    silent, _ = core.open("/customer_sdk/websocket?auth_token=key-acme", "peer", 0.0)
+    closes = {e.connection_id: e for e in core.tick(2.0) if isinstance(e, Close)}
+    assert list(closes) == [silent] and "join_timeout" in closes[silent].reason
+    core.receive(joined, frame("heartbeat"), 4.0)
+    assert not [e for e in core.tick(8.0) if isinstance(e, Close) and e.connection_id == joined]
+    assert [e for e in core.tick(9.5) if isinstance(e, Close) and e.connection_id == joined]
+
+
+def test_timeouts_default_declared_by_the_agent_or_set_by_the_platform() -> None:
+    core = GatewayCore(KEYS, default_tool_timeout_s=30.0)
+    core.start_conversation("c1", None, "acme", 0.0)
+    conn = connect(core)
+    slow = {**WEATHER, "name": "slow", "timeout_seconds": 5}
+    core.receive(conn, frame("register_conversation_tools", {"conversation_id": "c1", "tools": [WEATHER, slow]}), 0)
+    assert core.timeout_for("c1", "get_weather") == 30.0
+    assert core.timeout_for("c1", "slow") == 5.0
+    core.tool_timeouts["slow"] = 2.0
+    assert core.timeout_for("c1", "slow") == 2.0
