@@ -35,3 +35,18 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# QA's installer: a one-folder PyInstaller build with the engines and default models, archived.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PACKAGE := dist/conversimple-studio-$(VERSION)-linux-x86_64.tar.gz
+
+package: setup
+	$(BIN)/pyinstaller --version 2>/dev/null | grep -qx 6.22.3 || $(BIN)/pip install -q pyinstaller==6.22.3
+	$(BIN)/pyinstaller --noconfirm --clean pyinstaller.spec
+	tar -C dist -czf $(PACKAGE).part conversimple-studio && mv $(PACKAGE).part $(PACKAGE)
+	@du -sh dist/conversimple-studio $(PACKAGE)
+
+# Runs the archive's self-test in a clean environment (builds it first if it is missing).
+package-test:
+	test -f $(PACKAGE) || $(MAKE) package
+	packaging/package_test.sh $(PACKAGE) artifacts/package-self-test

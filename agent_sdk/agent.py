@@ -148,12 +148,18 @@ class Agent:
     on_error = _hook("error")
     on_config_update = _hook("config_update")
 
-    async def _fire(self, hook: str, *args: Any) -> None:
+    def _handler(self, hook: str) -> Callable[..., Any] | None:
+        """The override or registered callback for `hook`, or None (then the runtime skips the work)."""
         name = f"on_{hook}"
-        overridden = getattr(type(self), name) is not getattr(Agent, name)
-        target = getattr(self, name) if overridden else self._callbacks.get(hook)
+        if getattr(type(self), name) is not getattr(Agent, name):
+            return getattr(self, name)
+        return self._callbacks.get(hook)
+
+    async def _fire(self, hook: str, *args: Any) -> None:
+        target = self._handler(hook)
         if target is None:
             return
+        name = f"on_{hook}"
         conversation = args[0] if hook.startswith("conversation") else getattr(args[0], "conversation_id", None)
         token = _current.set(conversation) if isinstance(conversation, str) else None
         try:

@@ -152,7 +152,6 @@ class Runtime:
             timeout = max(0.1, min(float(payload.get("timeout_seconds", 30.0)), 300.0))
         except (TypeError, ValueError):
             timeout = 30.0
-        call = ToolCall(call_id, name, arguments, conversation_id, timeout)
         agent = self.bindings.get(conversation_id)
         answer: dict[str, Any] = {"call_id": call_id, "conversation_id": conversation_id, "tool_name": name}
         done, result = False, None
@@ -164,7 +163,8 @@ class Runtime:
                 raise LookupError(f"this agent has no tool {name!r}")
             if not isinstance(arguments, dict):
                 raise TypeError("arguments must be an object")
-            await agent._fire("tool_called", call)
+            if agent._handler("tool_called") is not None:
+                await agent._fire("tool_called", ToolCall(call_id, name, arguments, conversation_id, timeout))
             # the platform's clock decides timeouts; ours (a second later) only stops a runaway tool
             with agent._in_conversation(conversation_id):
                 async with asyncio.timeout(timeout + 1.0):
@@ -188,7 +188,7 @@ class Runtime:
         self._answers[call_id] = (event, answer)
         if len(self._answers) > ANSWER_CACHE:
             self._answers.popitem(last=False)
-        if done and agent is not None:
+        if done and agent is not None and agent._handler("tool_completed") is not None:
             await agent._fire("tool_completed", call_id, result)
 
     @staticmethod

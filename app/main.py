@@ -1,6 +1,7 @@
 """`conversimple-studio`: the desktop app. The window opens first; the platform starts behind it.
 
     conversimple-studio [--input-wav FILE] [--port N]
+    conversimple-studio --self-test     (no window: one scripted call, see app/self_test.py)
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-wav", type=Path, help="use this WAV file as the microphone (reproducible runs)")
     parser.add_argument("--port", type=int, help="serve agents and callers on this port (default from settings)")
     parser.add_argument("--settings", type=Path, help=f"settings file (default {settings_path()})")
+    parser.add_argument("--self-test", action="store_true",
+                        help="no window: place one scripted spoken call through the engines and report")
     # For measurements and tests: print how long the window took to appear, then quit.
     parser.add_argument("--quit-after-shown", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(list(argv) if argv is not None else None)
@@ -124,6 +127,11 @@ async def run(studio: Studio, quit_after_shown: bool = False) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.self_test import headless_command
+
+    code = headless_command(sys.argv[1:] if argv is None else argv)  # --self-test: no QApplication
+    if code is not None:
+        return code
     args = parse_args(argv)
     if args.input_wav is not None:
         args.input_wav = args.input_wav.resolve()

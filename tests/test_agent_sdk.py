@@ -192,8 +192,14 @@ async def test_a_conversimple_agent_runs_on_agent_sdk_after_changing_its_import(
 
 
 async def test_conversimple_connection_options_and_giving_up() -> None:
-    agent = Shop(api_key="k", platform_url="ws://127.0.0.1:9/customer_sdk/websocket", max_reconnect_attempts=2,
-                 reconnect_backoff=3.0, max_backoff=0.05, backoff_initial=0.01)
+    agent = Shop(
+        api_key="k",
+        platform_url="ws://127.0.0.1:9/customer_sdk/websocket",
+        max_reconnect_attempts=2,
+        reconnect_backoff=3.0,
+        max_backoff=0.05,
+        backoff_initial=0.01,
+    )
     started = asyncio.get_running_loop().time()
     try:
         await agent.start()

@@ -61,7 +61,7 @@ async def test_tool_that_raises_and_tool_that_times_out(tmp_path: Path) -> None:
             platform.gateway.set_tool_timeout("slow", 0.3)
             started = time.monotonic()
             late = await platform.gateway.call_tool("c1", "slow", {"seconds": 2})
-            assert late.status == "timeout" and time.monotonic() - started < 1.0
+            assert late.status == "timeout" and time.monotonic() - started < 1.5
             ok = await platform.gateway.call_tool("c1", "echo", {"value": "still here"})
             assert ok.status == "done"  # the conversation goes on
             barged = asyncio.create_task(platform.gateway.call_tool("c1", "slow", {"seconds": 0.3}))

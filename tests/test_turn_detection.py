@@ -20,7 +20,7 @@ def test_utterance_ends_after_the_silence_window() -> None:
     detector = TurnDetector(endpoint_silence_s=0.32, min_speech_s=0.15, barge_in_speech_s=0.1)
     signals = run(detector, [(0.0, 0.32), (0.9, 0.96), (0.0, 0.64)])
     kinds = [s[0] for s in signals]
-    assert kinds == ["barge_in", "speech_started", "turn_ended"]
+    assert kinds == ["barge_in", "speech_started", "pause", "turn_ended"]
     ended = signals[-1]
     assert abs(ended[2] - 1.28) < 1e-6  # the caller stopped at the end of the last speech frame
     assert abs(ended[1] - ended[2] - 0.32) < FRAME  # committed one silence window later
@@ -57,3 +57,13 @@ def test_monologue_is_cut_at_max_turn_length() -> None:
     detector = TurnDetector(max_turn_s=2.0, endpoint_silence_s=0.3)
     signals = run(detector, [(0.9, 5.0), (0.0, 0.5)])
     assert [s[0] for s in signals].count("turn_ended") == 3
+
+
+def test_pause_signals_once_per_pause_and_again_after_more_speech() -> None:
+    detector = TurnDetector(endpoint_silence_s=0.5, pause_s=0.15)
+    signals = run(detector, [(0.9, 0.5), (0.0, 0.3), (0.9, 0.5), (0.0, 0.7)])
+    kinds = [s[0] for s in signals]
+    assert kinds.count("pause") == 2 and kinds.count("turn_ended") == 1
+    pauses = [s for s in signals if s[0] == "pause"]
+    # The second pause covers the longer audio: it ends where the turn ends.
+    assert pauses[1][2] == signals[-1][2]

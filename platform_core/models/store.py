@@ -5,6 +5,10 @@ converts), hashes and atomically renames the result into `user_cache_dir()/model
 beside it (`<id>.stamp.json`: size, mtime and hash of each file) makes later calls a few `stat`s.
 A file whose size or mtime no longer matches its stamp is hashed again; a damaged cached file is
 deleted and re-assembled once before the error names the damaged package.
+
+A packaged build (PyInstaller) ships the default models ready-made in `<bundle>/models`; those are
+used first, without the registry packages, and verified the same way (their stamp is
+`<id>.bundled.stamp.json` in the cache, so a venv and a bundle sharing a cache never re-hash each other's).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, distribution
@@ -30,6 +35,12 @@ _CHUNK = 4 << 20
 
 def models_dir(cache_dir: Path | None = None) -> Path:
     return (cache_dir or user_cache_dir()) / "models"
+
+
+def bundled_models_dir() -> Path | None:
+    """`<bundle>/models` inside a PyInstaller bundle (read-only, ready-made files), else None."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    return Path(bundle) / "models" if bundle else None
 
 
 def _noop(message: str, fraction: float | None) -> None:
@@ -261,6 +272,31 @@ def _ensure_in_place(spec: ModelSpec, cache_dir: Path | None, verify: bool, prog
     return paths[0]
 
 
+def _ensure_bundled(spec: ModelSpec, cache_dir: Path | None, verify: bool, progress: Progress) -> Path | None:
+    """The model's path in the bundle if all its files are there and match the manifest, else None."""
+    directory = bundled_models_dir()
+    if directory is None:
+        return None
+    paths = [directory / out.name for out in spec.outputs]
+    if not all(p.is_file() for p in paths):
+        return None
+    stamp = models_dir(cache_dir) / f"{spec.id}.bundled.stamp.json"
+    entries = {} if verify else _read_stamp(stamp)
+    if all(_stamp_ok(entries.get(str(p)), p, o) for p, o in zip(paths, spec.outputs, strict=True)):
+        return paths[0]
+    checked = []
+    for path, out in zip(paths, spec.outputs, strict=True):
+        digest = _matches(path, out, progress)
+        if digest is None:
+            raise ModelError(
+                f"The bundled model file {path} does not match its SHA-256: the installation is damaged.",
+                "Extract the conversimple-studio archive again into an empty folder.",
+            )
+        checked.append((path, digest))
+    _write_stamp(stamp, spec, checked)
+    return paths[0]
+
+
 def ensure_model(
     model_id: str,
     progress: Progress | None = None,
@@ -280,6 +316,9 @@ def ensure_model(
     except KeyError as exc:
         raise ModelError(f"No model named {model_id!r}.", f"Known models: {', '.join(manifest.ids)}") from exc
     report = progress or _noop
+    bundled = _ensure_bundled(spec, cache_dir, verify, report)
+    if bundled is not None:
+        return bundled
     if spec.assembly == "files":
         path = _ensure_in_place(spec, cache_dir, verify, report)
     else:

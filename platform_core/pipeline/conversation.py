@@ -19,7 +19,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from platform_core.audio import STT_RATE, Int16Array, MonoResampler, level, to_float32
+from platform_core.audio import STT_RATE, Float32Array, Int16Array, MonoResampler, level, to_float32
 from platform_core.bus import EventBus
 from platform_core.config import PlatformConfig
 from platform_core.engines.base import ChatMessage
@@ -150,6 +150,13 @@ class Conversation:
         resampler = MonoResampler(STT_RATE)
         history: deque[tuple[float, Int16Array]] = deque(maxlen=int((vcfg.max_turn_s + 2) / block_s))
         pending = np.zeros(0, dtype=np.int16)
+        # Transcription started at a pause: (the speech end it covers, its task).
+        early: tuple[float, asyncio.Future[str]] | None = None
+
+        def utterance(started_at: float) -> Float32Array:
+            start = started_at - PREROLL_S
+            return to_float32(np.concatenate([c for t, c in history if t >= start]))
+
         while True:
             try:
                 frame = await track.recv()
@@ -174,11 +181,22 @@ class Conversation:
                         self._interrupt("caller spoke", speech_started_at=signal.speech_started_at)
                     elif signal.kind == "speech_started":
                         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
+                    elif signal.kind == "pause":
+                        # Transcribe now; if the caller stays silent the turn ends with the same words.
+                        if early is not None:
+                            early[1].cancel()
+                        audio = utterance(signal.speech_started_at)
+                        early = (signal.speech_ended_at, asyncio.ensure_future(self._engines.transcribe(audio)))
                     elif signal.kind == "turn_ended":
                         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
-                        start = signal.speech_started_at - PREROLL_S
-                        audio = np.concatenate([c for t, c in history if t >= start])
-                        self._start_turn(signal.speech_ended_at, to_float32(audio))
+                        transcript = None
+                        if early is not None and early[0] == signal.speech_ended_at:
+                            transcript = early[1]
+                        elif early is not None:
+                            early[1].cancel()
+                        early = None
+                        self._start_turn(signal.speech_ended_at, utterance(signal.speech_started_at),
+                                         transcript=transcript)
         if self.state != "ended":
             self._spawn(self.close("caller's audio ended"))
 
@@ -189,9 +207,10 @@ class Conversation:
         self._interrupt("caller typed")
         self._start_turn(time.monotonic(), None, text=text.strip())
 
-    def _start_turn(self, speech_ended_at: float, audio: np.ndarray | None, text: str = "") -> None:
+    def _start_turn(self, speech_ended_at: float, audio: Float32Array | None, text: str = "",
+                    transcript: asyncio.Future[str] | None = None) -> None:
         self._interrupt("new turn")
-        turn = Turn(next(self._turn_ids), speech_ended_at, audio=audio, user_text=text)
+        turn = Turn(next(self._turn_ids), speech_ended_at, audio=audio, user_text=text, transcript=transcript)
         now = time.monotonic()
         self.bus.publish(TurnStarted(conversation_id=self.conversation_id, turn_id=turn.turn_id,
                                      speech_ended_at=speech_ended_at))

@@ -36,7 +36,8 @@ class Responder:
     async def respond(self, turn: Turn) -> None:
         conv = self.conv
         if turn.audio is not None:
-            turn.user_text = (await self.engines.transcribe(turn.audio)).strip()
+            pending = turn.transcript or self.engines.transcribe(turn.audio)
+            turn.user_text = (await pending).strip()
             conv.record_metric(turn, "transcription_delay", time.monotonic() - turn.speech_ended_at)
         conv.bus.publish(TranscriptFinal(conversation_id=conv.conversation_id, turn_id=turn.turn_id,
                                          text=turn.user_text))

@@ -15,6 +15,7 @@ class Turn:
     turn_id: int
     speech_ended_at: float  # monotonic time the caller stopped speaking (or sent the typed turn)
     audio: Float32Array | None = None  # None for a typed turn
+    transcript: asyncio.Future[str] | None = None  # transcription already started at the caller's pause
     user_text: str = ""
     metrics: dict[str, float | None] = field(default_factory=dict)
     tool_calls: list[ToolOutcome] = field(default_factory=list)

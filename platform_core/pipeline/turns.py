@@ -2,7 +2,9 @@
 
 Each call to `feed` covers one VAD frame (32 ms at 16 kHz). Speech must last `min_speech_s` to
 count (clicks and breaths are ignored); a turn ends after `endpoint_silence_s` of silence. The
-caller is "speaking" early enough for barge-in after `barge_in_speech_s` of speech.
+caller is "speaking" early enough for barge-in after `barge_in_speech_s` of speech. A `pause` signal
+comes `pause_s` into the silence, so the voice loop can start transcribing before the turn is sure
+to be over (if the caller goes on, that work is thrown away).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class TurnSignal:
-    kind: Literal["speech_started", "barge_in", "turn_ended", "speech_discarded"]
+    kind: Literal["speech_started", "barge_in", "pause", "turn_ended", "speech_discarded"]
     t: float
     # For turn_ended: when the caller actually stopped speaking (end of the last speech frame).
     speech_ended_at: float = 0.0
@@ -29,6 +31,7 @@ class TurnDetector:
         barge_in_speech_s: float = 0.1,
         endpoint_silence_s: float = 0.35,
         max_turn_s: float = 30.0,
+        pause_s: float = 0.15,
     ) -> None:
         self.threshold = threshold
         # Hysteresis: once speaking, a lower probability still counts as speech.
@@ -37,6 +40,7 @@ class TurnDetector:
         self.barge_in_speech_s = barge_in_speech_s
         self.endpoint_silence_s = endpoint_silence_s
         self.max_turn_s = max_turn_s
+        self.pause_s = min(pause_s, endpoint_silence_s)
         self.reset()
 
     def reset(self) -> None:
@@ -46,6 +50,7 @@ class TurnDetector:
         self.speech_start = 0.0
         self.speech_s = 0.0
         self.last_speech_end = 0.0
+        self.pause_sent = False
 
     def feed(self, probability: float, t_end: float, frame_s: float) -> list[TurnSignal]:
         """Process one frame that ended at `t_end` (monotonic seconds) and lasted `frame_s`."""
@@ -58,6 +63,7 @@ class TurnDetector:
                 self.speech_s = 0.0
             self.speech_s += frame_s
             self.last_speech_end = t_end
+            self.pause_sent = False
             if not self.barge_in_sent and self.speech_s >= self.barge_in_speech_s:
                 self.barge_in_sent = True
                 signals.append(TurnSignal("barge_in", t_end, speech_started_at=self.speech_start))
@@ -66,8 +72,14 @@ class TurnDetector:
                 signals.append(TurnSignal("speech_started", t_end, speech_started_at=self.speech_start))
             if self.confirmed and t_end - self.speech_start >= self.max_turn_s:
                 signals.append(self._end(t_end))
-        elif self.in_speech and t_end - self.last_speech_end >= self.endpoint_silence_s:
-            signals.append(self._end(t_end))
+        elif self.in_speech:
+            silence = t_end - self.last_speech_end
+            if silence >= self.endpoint_silence_s:
+                signals.append(self._end(t_end))
+            elif self.confirmed and not self.pause_sent and silence >= self.pause_s - 1e-9:
+                self.pause_sent = True
+                signals.append(TurnSignal("pause", t_end, speech_ended_at=self.last_speech_end,
+                                          speech_started_at=self.speech_start))
         return signals
 
     def _end(self, t: float) -> TurnSignal:

@@ -77,6 +77,7 @@ async def start_server(platform: Platform, host: str, port: int) -> Server:
             process_request=_route(platform),
             select_subprotocol=_select_subprotocol,
             max_size=MAX_FRAME_BYTES,
+            compression=None,  # agents and callers send many small frames: deflate only costs time
             server_header="conversimple-platform",
         )
     except OSError as exc:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Extract the archive into an empty folder and run its self-test with a clean environment:
+# no project venv, no Python on PATH, an empty HOME (so no cached models or settings).
+#   packaging/package_test.sh dist/conversimple-studio-VERSION-linux-x86_64.tar.gz [OUTPUT_DIR]
+set -euo pipefail
+archive=$(realpath "$1")
+out=$(realpath -m "${2:-artifacts/package-self-test}")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/home" "$out"
+SECONDS=0
+tar -C "$tmp" -xzf "$archive"
+echo "extracted in ${SECONDS} s into $tmp"
+SECONDS=0
+status=0
+env -i HOME="$tmp/home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+    "$tmp/conversimple-studio/conversimple-studio" --self-test --output-dir "$out" || status=$?
+echo "self-test exited $status after ${SECONDS} s (files in $out)"
+cp -f "$tmp/home/.local/share/conversimple-studio/logs/conversimple-studio.log" "$out/" 2>/dev/null || true
+exit "$status"
