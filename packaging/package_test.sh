@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Extract the archive into an empty folder and run its self-test with a clean environment:
 # no project venv, no Python on PATH, an empty HOME (so no cached models or settings).
+# Then open the window offscreen once (`--quit-after-shown` builds every panel, so a Qt module
+# missing from the bundle fails here, not on a QA machine); skipped without libGL/libEGL.
 #   packaging/package_test.sh dist/conversimple-studio-VERSION-linux-x86_64.tar.gz [OUTPUT_DIR]
 set -euo pipefail
 archive=$(realpath "$1")
@@ -16,5 +18,14 @@ status=0
 env -i HOME="$tmp/home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
     "$tmp/conversimple-studio/conversimple-studio" --self-test --output-dir "$out" || status=$?
 echo "self-test exited $status after ${SECONDS} s (files in $out)"
+if [ "$status" -eq 0 ]; then
+    if ls /usr/lib/x86_64-linux-gnu/libGL.so.1 /usr/lib/x86_64-linux-gnu/libEGL.so.1 >/dev/null 2>&1; then
+        env -i HOME="$tmp/home" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
+            "$tmp/conversimple-studio/conversimple-studio" --quit-after-shown || status=$?
+        echo "window check (offscreen) exited $status"
+    else
+        echo "window check skipped: this host has no libGL/libEGL (apt-get install libgl1 libegl1)"
+    fi
+fi
 cp -f "$tmp/home/.local/share/conversimple-studio/logs/conversimple-studio.log" "$out/" 2>/dev/null || true
 exit "$status"

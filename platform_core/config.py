@@ -43,7 +43,7 @@ class EngineConfig:
     vad: Literal["silero"] = "silero"
     stt: Literal["whisper_cpp"] = "whisper_cpp"
     stt_model: str = "whisper-tiny.en"  # or "whisper-base", or a path to a ggml .bin file
-    stt_threads: int = 2
+    stt_threads: int = 0  # 0 = auto (see engine_threads)
     # Encoder context in mel frames/2 (1500 = whisper's full 30 s window). Small values cut STT time
     # about fivefold on short utterances; long utterances get a context that fits them.
     stt_audio_ctx: int = 256
@@ -51,10 +51,24 @@ class EngineConfig:
     llm_model: str = "qwen2.5-coder-0.5b-instruct"  # manifest id (embedded) or server model name
     llm_url: str = ""  # base URL for ollama / openai-compatible servers
     llm_api_key: str = ""  # for openai-compatible servers
-    llm_threads: int = 2
+    llm_threads: int = 0  # 0 = auto
     llm_context: int = 2048
     tts: Literal["piper"] = "piper"
     tts_voice: str = "piper-joe"
+    tts_threads: int = 0  # 0 = auto
+
+
+def engine_threads(configured: int) -> int:
+    """Threads for one engine: `configured`, or with 0 one less than the machine's cores (1 to 4).
+
+    ggml (whisper.cpp, llama.cpp) and ONNX Runtime synchronise their threads at every layer; when
+    one of them is descheduled the others spin. Measured on 2 cores with one other busy process:
+    40 tokens took 29-38 s with 2 llama.cpp threads and 3-5 s with 1. Leaving a core free for
+    WebRTC, VAD and the other engines keeps every stage steady.
+    """
+    if configured > 0:
+        return configured
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 @dataclass

@@ -131,6 +131,13 @@ def test_invented_arguments_are_rejected(caplog: pytest.LogCaptureFixture) -> No
     )
 
 
+def test_a_normalised_name_is_still_grounded() -> None:
+    said = "User: What is the weather in Lisbon right now?"
+    text = '{"tool":"get_weather","arguments":{"location":"Lisboa"}}'
+    assert parse_tool_choice(text, TOOLS, said) == ToolChoice("get_weather", {"location": "Lisboa"})
+    assert parse_tool_choice('{"tool":"get_weather","arguments":{"location":"Berlin"}}', TOOLS, said) is None
+
+
 def test_answer_context_puts_the_tool_result_before_the_reply() -> None:
     history = [ChatMessage("user", "Weather in Rome?")]
     choice = ToolChoice("get_weather", {"location": "Rome"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from platform_core.config import EngineConfig
+from platform_core.config import EngineConfig, engine_threads
 from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 from platform_core.engines.llm import create_llm
 from platform_core.engines.runner import Engines
@@ -24,13 +24,13 @@ Progress = Callable[[str, str, float | None], None]  # (component, message, frac
 def _load_stt(config: EngineConfig, progress: Progress) -> SpeechToText:
     path = resolve_stt_model(config.stt_model, lambda m, f: progress("stt", m, f))
     progress("stt", f"loading whisper.cpp ({path.name})", None)
-    return WhisperCppSTT(path, threads=config.stt_threads, audio_ctx=config.stt_audio_ctx)
+    return WhisperCppSTT(path, threads=engine_threads(config.stt_threads), audio_ctx=config.stt_audio_ctx)
 
 
 def _load_tts(config: EngineConfig, progress: Progress) -> TextToSpeech:
     path = ensure_model(config.tts_voice, lambda m, f: progress("tts", m, f))
     progress("tts", f"loading Piper voice ({path.name})", None)
-    return PiperTTS(path)
+    return PiperTTS(path, threads=engine_threads(config.tts_threads))
 
 
 def _check_vad() -> Callable[[], VoiceActivityDetector]:

@@ -162,6 +162,16 @@ def _words(text: str) -> set[str]:
     return {w.lstrip("0") or "0" if w.isdigit() else w for w in _WORD.findall(text.lower())}
 
 
+def _grounded(value: str, said: set[str]) -> bool:
+    """A value is grounded when one of its words was said, or nearly: the model may normalise a name
+    ("Lisbon" -> "Lisboa"), so words of 4+ letters that share their first 4 also count."""
+    words = _words(value)
+    if said & words:
+        return True
+    stems = {w[:4] for w in said if len(w) >= 4 and w.isalpha()}
+    return any(len(w) >= 4 and w.isalpha() and w[:4] in stems for w in words)
+
+
 def ungrounded_arguments(spec: ToolSpec, args: Mapping[str, Any], context: str) -> list[str]:
     """Required string arguments sharing no word or number with `context` (the conversation).
 
@@ -172,7 +182,7 @@ def ungrounded_arguments(spec: ToolSpec, args: Mapping[str, Any], context: str) 
     return [
         name
         for name in (spec.parameters or {}).get("required", [])
-        if isinstance(args.get(name), str) and not said.intersection(_words(args[name]))
+        if isinstance(args.get(name), str) and not _grounded(args[name], said)
     ]
 
 

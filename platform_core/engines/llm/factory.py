@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platform_core.config import EngineConfig
+from platform_core.config import EngineConfig, engine_threads
 from platform_core.engines.base import EngineUnavailable, LanguageModel
 
 
@@ -19,7 +19,7 @@ def create_llm(config: EngineConfig) -> LanguageModel:
             from platform_core.models import ensure_model
 
             path = ensure_model(config.llm_model)
-        return EmbeddedLlamaLLM(path, threads=config.llm_threads, context=config.llm_context)
+        return EmbeddedLlamaLLM(path, threads=engine_threads(config.llm_threads), context=config.llm_context)
     if config.llm == "ollama":
         from platform_core.engines.llm.ollama import DEFAULT_HOST, OllamaLLM
 
