@@ -55,7 +55,23 @@ def test_round_trip_piper_to_whisper_tiny(tiny: WhisperCppSTT) -> None:
     assert words(tiny.transcribe(speech_16k(QUESTION))) == words(QUESTION)
 
 
+def test_decoder_loops_are_collapsed() -> None:
+    from platform_core.engines.stt.whisper_cpp import collapse_repetition
+
+    assert collapse_repetition("Tell me a joke. Tell me a joke. Tell me a") == "Tell me a joke."
+    assert collapse_repetition("Hello? How are you? Hello? How are") == "Hello? How are you?"
+    assert collapse_repetition("No. No, I said yes.") == "No. No, I said yes."
+
+
 @pytest.mark.slow
+def test_speech_with_no_silence_around_it_is_transcribed_once(tiny: WhisperCppSTT) -> None:
+    # The voice loop cuts utterances tightly; whisper used to repeat such a sentence three times.
+    audio = speech_16k("What is the capital of France?")
+    loud = np.flatnonzero(np.abs(audio) > 0.02)
+    text = tiny.transcribe(audio[loud[0] : loud[-1] + 1])
+    assert words(text) == words("What is the capital of France?"), text
+
+
 def test_long_utterance_is_not_cut_by_a_small_audio_ctx(tiny: WhisperCppSTT) -> None:
     audio = speech_16k(LONG)
     assert tiny.audio_ctx_for(audio.size / 16000) > 256

@@ -71,8 +71,31 @@ def _shutdown() -> None:
 
 
 def clean_transcript(text: str) -> str:
-    """Drop bracketed non-speech annotations and squeeze whitespace."""
-    return " ".join(_NON_SPEECH.sub(" ", text).split())
+    """Drop bracketed non-speech annotations, squeeze whitespace, undo decoder loops."""
+    return collapse_repetition(" ".join(_NON_SPEECH.sub(" ", text).split()))
+
+
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+
+
+def collapse_repetition(text: str) -> str:
+    """"Tell me a joke. Tell me a joke. Tell me a" -> "Tell me a joke."
+
+    With a reduced audio_ctx whisper sometimes loops over the utterance until its token cap. A
+    transcript made of one run of sentences repeated (the last copy possibly cut off) is that loop.
+    """
+    sentences = [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    for period in range(1, len(sentences) // 2 + 1):
+        head = sentences[:period]
+        rest = " ".join(sentences[period:])
+        copies = " ".join(head * (len(sentences) // period + 1))
+        if copies.startswith(rest) and len(sentences) >= 2 * period:
+            return " ".join(head)
+    return text
+
+
+LEADING_SILENCE_S = 0.5
+TRAILING_SILENCE_S = 0.5
 
 
 class WhisperCppSTT:
@@ -155,6 +178,9 @@ class WhisperCppSTT:
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         if samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK:
             return ""  # whisper "hears" words in digital silence ("you")
+        # Speech that starts at the very first sample makes whisper repeat the sentence ("Hello? Hello?
+        # Hello?"), measured with a reduced audio_ctx; silence around it ends it cleanly.
+        samples = np.pad(samples, (int(LEADING_SILENCE_S * SAMPLE_RATE), int(TRAILING_SILENCE_S * SAMPLE_RATE)))
         if samples.size < MIN_SECONDS * SAMPLE_RATE:
             samples = np.pad(samples, (0, int(MIN_SECONDS * SAMPLE_RATE) - samples.size))
         seconds = samples.size / SAMPLE_RATE
