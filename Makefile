@@ -23,7 +23,7 @@ run: setup
 demo: setup
 	$(BIN)/conversimple-platform demo
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -ra
 
 lint: $(STAMP)

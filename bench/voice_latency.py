@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         wavs = synthesize_utterances(folder)
         started = time.monotonic()
-        platform = start_platform(folder)
+        platform = start_platform(folder, *(["--threads", str(args.threads)] if args.threads else []))
         print(f"platform ready in {time.monotonic() - started:.1f} s (pid {platform.process.pid})")
         turns: list[dict[str, Any]] = []
         try:
@@ -98,6 +98,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="bench/results/voice_latency.json")
+    parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's auto)")
     args = parser.parse_args(argv)
     print("columns (ms): " + " ".join(METRIC_NAMES))
     result = asyncio.run(run(args))

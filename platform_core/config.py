@@ -75,7 +75,7 @@ def engine_threads(configured: int) -> int:
 class VoiceLoopConfig:
     vad_threshold: float = 0.5
     # Silence after speech that ends the caller's turn.
-    endpoint_silence_s: float = 0.35
+    endpoint_silence_s: float = 0.3
     # Speech shorter than this is ignored (clicks, breaths).
     min_speech_s: float = 0.15
     # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).

@@ -23,6 +23,8 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
     config.server.port = args.port
     if args.api_key:
         config.server.api_key = args.api_key
+    if args.threads:
+        config.engines.stt_threads = config.engines.llm_threads = config.engines.tts_threads = args.threads
     for option, attribute in (("llm", "llm"), ("llm_model", "llm_model"), ("llm_url", "llm_url"),
                               ("stt_model", "stt_model")):
         value = getattr(args, option, None)
@@ -72,6 +74,8 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-model", help="model id (embedded) or server model name")
     parser.add_argument("--llm-url", help="server URL for ollama / openai backends")
     parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for each engine (default: one less than the cores)")
     parser.add_argument("--use-settings", action="store_true", help="start from the desktop app's saved settings")
 
 

@@ -88,10 +88,17 @@ class Conversation:
             return
         self._publish_state("active")
         await self.router.conversation_started(self.conversation_id, self.agent_id, self.customer_id)
+        self._spawn(self._warm_up())
         greeting = self.config.profile_for(self.agent_id).greeting
         if greeting:
             self.history.append(ChatMessage("assistant", greeting))
             self._spawn(self.responder.speak_text(greeting, turn=None))
+
+    async def _warm_up(self) -> None:
+        """Fill the LLM's prompt cache while the caller starts talking (tools come a moment later)."""
+        tools = await self.router.wait_for_tools(self.conversation_id, 3.0) if self.agent_id else []
+        if self._current is None:  # a turn already running has warmed what it needs
+            await self.responder.warm_up(tools)
 
     async def close(self, reason: str = "hung up") -> None:
         if self.state == "ended":

@@ -15,7 +15,7 @@ from platform_core.engines.base import ChatMessage
 from platform_core.engines.runner import Engines
 from platform_core.events import AgentTextDelta, TranscriptFinal
 from platform_core.pipeline.sentences import ClauseSplitter
-from platform_core.pipeline.tool_choice import choose_tool
+from platform_core.pipeline.tool_choice import choose_tool, tool_choice_messages, tool_choice_schema
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
 from platform_core.pipeline.turn import Turn
 
@@ -61,19 +61,38 @@ class Responder:
     async def _use_tools(self, turn: Turn) -> None:
         conv = self.conv
         tools = await self._tools()
+        if not tools:
+            return
+        called: set[str] = set()
         for _ in range(conv.config.voice.max_tool_steps):
-            if not tools:
-                return
             started = time.monotonic()
+            # The same tools every step, so the prompt's cached prefix serves the whole chain.
             choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
-            conv.record_metric(turn, "tool_choice", time.monotonic() - started)
+            spent = (turn.metrics.get("tool_choice") or 0.0) + time.monotonic() - started
+            conv.record_metric(turn, "tool_choice", spent)
             if choice is None:
                 return
+            key = json.dumps([choice.name, choice.arguments], sort_keys=True, default=str)
+            if key in called:
+                return  # asked again for a result it already has: time to answer
+            called.add(key)
             outcome = await self._call_with_filler(turn, choice.name, choice.arguments)
             turn.tool_calls.append(outcome)
             conv.history.append(ChatMessage("tool", _describe_outcome(outcome)))
-            # A tool that has answered is not offered again in this turn: chains move on, never loop.
-            tools = [t for t in tools if t.name != choice.name]
+
+    async def warm_up(self, tools: list[ToolSpec]) -> None:
+        """Process the fixed prompt prefixes now, so the first turn finds them in the KV cache."""
+        if self.conv.config.engines.llm != "embedded":
+            return  # a remote server's cache is not ours to fill (and may cost money)
+        probe = [ChatMessage("user", "Hello.")]
+        requests: list[tuple[list[ChatMessage], dict[str, Any] | None]] = []
+        if tools:
+            requests.append((tool_choice_messages(probe, tools), tool_choice_schema(tools)))
+        profile = self.conv.config.profile_for(self.conv.agent_id)
+        requests.append(([ChatMessage("system", profile.system_prompt), *probe], None))
+        for messages, schema in requests:
+            async for _ in self.engines.llm.stream_chat(messages, json_schema=schema, max_tokens=1):
+                pass
 
     async def _call_with_filler(self, turn: Turn, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
         call = asyncio.ensure_future(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -80,7 +81,8 @@ class EmbeddedLlamaLLM:
         params.n_ctx = self.context
         params.n_parallel = 1  # one conversation at a time; the whole context goes to one slot
         params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
+        # Prompt processing is short compute-bound bursts: it takes every core.
+        params.cpuparams_batch.n_threads = max(self.threads, os.cpu_count() or 1)
         params.cache_prompt = True  # keep the KV cache of the previous prompt and reuse its common prefix
         params.cache_ram_mib = 256  # host-RAM copies of evicted prompts (tool-choice vs reply prompts)
         params.hostnames = ["127.0.0.1"]
