@@ -149,13 +149,16 @@ def settings_path() -> Path:
     return user_config_dir() / "settings.json"
 
 
-def load_settings(path: Path | None = None) -> PlatformConfig:
-    """The saved configuration, or defaults if none was saved yet. A damaged file is kept aside."""
-    path = path or settings_path()
+def read_json_settings(path: Path) -> dict[str, Any] | None:
+    """The JSON object saved at `path`; None if nothing was saved. A damaged file is moved aside
+    (so it is not lost and not overwritten) and ValueError says so."""
     if not path.exists():
-        return PlatformConfig()
+        return None
     try:
-        return config_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return data
     except (ValueError, TypeError) as exc:
         backup = path.with_suffix(".damaged.json")
         path.replace(backup)
@@ -164,12 +167,24 @@ def load_settings(path: Path | None = None) -> PlatformConfig:
         ) from exc
 
 
-def save_settings(config: PlatformConfig, path: Path | None = None) -> Path:
-    """Write atomically, so a crash mid-write never loses the previous settings."""
-    path = path or settings_path()
+def write_json_atomic(path: Path, data: dict[str, Any]) -> Path:
+    """Write atomically, so a crash mid-write never loses the previous file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(dataclasses.asdict(config), fh, indent=2)
+        json.dump(data, fh, indent=2)
     os.replace(tmp, path)
     return path
+
+
+def load_settings(path: Path | None = None) -> PlatformConfig:
+    """The saved configuration, or defaults if none was saved yet."""
+    data = read_json_settings(path or settings_path())
+    try:
+        return config_from_dict(data) if data is not None else PlatformConfig()
+    except TypeError as exc:  # a value of the wrong shape inside an otherwise valid file
+        raise ValueError(f"Settings file {path or settings_path()} has invalid values ({exc}).") from exc
+
+
+def save_settings(config: PlatformConfig, path: Path | None = None) -> Path:
+    return write_json_atomic(path or settings_path(), dataclasses.asdict(config))

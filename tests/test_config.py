@@ -1,0 +1,43 @@
+"""Settings persist, survive upgrades (unknown and missing keys) and are never lost when damaged."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from platform_core.config import PlatformConfig, engine_threads, load_settings, save_settings
+
+
+def test_round_trip_keeps_every_setting(tmp_path: Path) -> None:
+    config = PlatformConfig()
+    config.engines.llm = "ollama"
+    config.voice.endpoint_silence_s = 0.5
+    config.server.api_keys = {"k1": "acme"}
+    config.agents["weather"] = type(config.default_agent)(system_prompt="Weather bot.", greeting="Hi!")
+    path = save_settings(config, tmp_path / "settings.json")
+    assert load_settings(path) == config
+
+
+def test_unknown_keys_are_ignored_and_missing_ones_default(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"engines": {"llm": "openai", "from_the_future": 1}, "obsolete": True}))
+    config = load_settings(path)
+    assert config.engines.llm == "openai"
+    assert config.voice == PlatformConfig().voice
+
+
+def test_a_damaged_file_is_kept_aside_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="moved to"):
+        load_settings(path)
+    assert (tmp_path / "settings.damaged.json").read_text() == "{not json"
+    assert load_settings(path) == PlatformConfig()  # the next start uses defaults
+
+
+def test_engine_threads_leave_a_core_free() -> None:
+    assert engine_threads(3) == 3
+    assert engine_threads(0) == max(1, min(4, (os.cpu_count() or 2) - 1))
