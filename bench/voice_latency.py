@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -87,12 +88,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss = peak_rss_mb(platform.process.pid)
         finally:
             stop_platform(platform.process)
+            time.sleep(0.5)  # the log reader thread writes the platform's last lines
+            stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls", platform.log_path.read_text())
     summary = {}
     for name in METRIC_NAMES:
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
         if values:
             summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
-    return {"turns": turns, "summary": summary, "platform_peak_rss_mb": rss}
+    loop = {"worst_stall_ms": int(stall.group(1)), "stalls_over_50ms": int(stall.group(2))} if stall else {}
+    return {"turns": turns, "summary": summary, "platform_peak_rss_mb": rss, "event_loop": loop}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in result["summary"].items():
         print(f"{name:22} {s['p50'] * 1000:8.0f} {s['p95'] * 1000:8.0f} {s['n']:4d}")
     print(f"platform peak RSS: {result['platform_peak_rss_mb']:.0f} MB")
+    if result["event_loop"]:
+        loop = result["event_loop"]
+        print(f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "
+              f"{loop['stalls_over_50ms']} stalls over 50 ms")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -3,8 +3,9 @@
 Stacked stages (seconds, all measured from the moment the caller stopped speaking):
   endpointing   = end_of_turn_delay                         (waiting for silence to commit the turn)
   stt           = transcription_delay - end_of_turn_delay   (transcript still running after commit)
-  llm           = llm_ttfs                                  (request -> first sentence for TTS)
+  tool choice   = tool_choice                               (the LLM deciding whether to call a tool)
   tools         = sum of the turn's tool call durations
+  llm           = llm_ttfs                                  (request -> first sentence for TTS)
   tts           = tts_ttfb                                  (first text -> first audio)
   other         = e2e_latency - the stages above            (queues, scheduling, framing)
   playout       = mouth_to_ear - e2e_latency                (WebRTC, jitter buffer, device buffers)
@@ -17,13 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES: tuple[str, ...] = ("endpointing", "stt", "llm", "tools", "tts", "other", "playout")
+STAGES: tuple[str, ...] = ("endpointing", "stt", "tool choice", "tools", "llm", "tts", "other", "playout")
 SUMMARY_METRICS: tuple[str, ...] = (
     "end_of_turn_delay",
     "transcription_delay",
     "llm_ttft",
     "llm_ttfs",
     "tts_ttfb",
+    "tool_choice",
     "tool_call",
     "e2e_latency",
     "mouth_to_ear",
@@ -46,8 +48,9 @@ class TurnLatency:
         out = {
             "endpointing": eot,
             "stt": max(0.0, m.get("transcription_delay", eot) - eot),
-            "llm": m.get("llm_ttfs", m.get("llm_ttft", 0.0)),
+            "tool choice": m.get("tool_choice", 0.0),
             "tools": sum(self.tool_calls),
+            "llm": m.get("llm_ttfs", m.get("llm_ttft", 0.0)),
             "tts": m.get("tts_ttfb", 0.0),
         }
         e2e = m.get("e2e_latency")

@@ -12,6 +12,7 @@ from app.viewmodels.latency import STAGES, SUMMARY_METRICS, LatencyModel
 STAGE_COLORS = {
     "endpointing": (150, 150, 150),
     "stt": (80, 170, 255),
+    "tool choice": (60, 110, 90),
     "llm": (120, 200, 120),
     "tools": (200, 120, 220),
     "tts": (255, 150, 60),

@@ -63,6 +63,9 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        dog = platform.watchdog
+        print(f"event loop: worst stall {dog.worst_s * 1000:.0f} ms, {dog.stalls} stalls over "
+              f"{dog.threshold_s * 1000:.0f} ms", flush=True)
         await platform.stop()
 
 

@@ -1,0 +1,169 @@
+"""Function calling in the voice loop: the LLM's tool calls run in a real agent process over the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from platform_core.cli.call import place_call
+from tests.agents_helpers import spawn_agent, stop, write_agent
+from tests.conftest import RunningPlatform, start_platform, stop_platform
+from tests.speech import speech_wav, words
+
+pytestmark = pytest.mark.slow
+
+AGENT = textwrap.dedent('''
+    import asyncio
+    import os
+    import signal
+
+    from agent_sdk import Agent, tool
+
+
+    class ToolAgent(Agent):
+        agent_id = "tools"
+
+        @tool
+        def get_weather(self, location: str) -> dict:
+            """Get the current weather for a location."""
+            return {"location": location, "temperature_c": 17, "condition": "foggy", "agent_pid": os.getpid()}
+
+        @tool
+        def get_stock_price(self, symbol: str) -> dict:
+            """Get the current stock price for a ticker symbol."""
+            raise RuntimeError(f"the stock service is down for {symbol}")
+
+        @tool(timeout=1.5)
+        async def get_train_times(self, city: str) -> dict:
+            """Get the next train departures from a city's station."""
+            await asyncio.sleep(10)
+            return {"city": city, "departures": ["10:15"]}
+
+        @tool
+        def get_flight_status(self, flight: str) -> dict:
+            """Get the status of a flight by its flight number."""
+            os.kill(os.getpid(), signal.SIGKILL)  # the agent process dies in the middle of the call
+            return {}
+''')
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(tmp_path_factory.mktemp("tools-platform"))
+    yield running
+    stop_platform(running.process)
+
+
+@pytest_asyncio.fixture
+async def agent(platform: RunningPlatform, tmp_path: Path) -> AsyncIterator[int]:
+    process = spawn_agent(write_agent(tmp_path, AGENT), platform.gateway_url, platform.api_key)
+    await asyncio.sleep(2.0)  # connected and joined (the dispatcher waits for conversation_ready)
+    assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+    yield process.pid
+    await stop(process)
+
+
+async def call(platform: RunningPlatform, tmp_path: Path, *, text: str | None = None,
+               spoken: str | None = None) -> dict:
+    wav = speech_wav(tmp_path, spoken) if spoken else None
+    report = await place_call(platform.url, "tools", input_wav=wav, text=text, api_key=platform.api_key)
+    assert len(report["turns"]) == 1, report
+    return report["turns"][0]  # type: ignore[no-any-return]
+
+
+async def test_spoken_weather_question_runs_the_agents_tool(platform: RunningPlatform, agent: int,
+                                                            tmp_path: Path) -> None:
+    turn = await call(platform, tmp_path, spoken="What's the weather in San Francisco?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
+    weather = turn["tool_calls"][0]
+    assert weather["arguments"] == {"location": "San Francisco"}
+    assert weather["status"] == "done"
+    assert weather["result"]["agent_pid"] == agent  # it ran in the agent's own process
+    assert weather["duration_s"] < 5
+    # The spoken answer uses the tool's result.
+    assert words(turn["agent_text"]) & {"17", "seventeen", "foggy", "fog"}, turn["agent_text"]
+
+
+async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform, agent: int,
+                                                       tmp_path: Path) -> None:
+    turn = await call(platform, tmp_path, text="What is two plus two?")
+    assert turn["tool_calls"] == []
+    assert turn["agent_text"]
+
+
+async def test_a_tool_that_raises_is_reported_and_the_agent_still_answers(
+        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    turn = await call(platform, tmp_path, text="What is the stock price of ACME?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_stock_price"], turn
+    failed = turn["tool_calls"][0]
+    assert failed["status"] == "error" and "stock service is down" in failed["error"]
+    assert turn["agent_text"] and not turn["interrupted"]
+
+
+async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
+        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    turn = await call(platform, tmp_path, text="Get me the train times for Boston.")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_train_times"], turn
+    slow = turn["tool_calls"][0]
+    assert slow["status"] == "timeout"
+    assert 1.4 < slow["duration_s"] < 4
+    assert "one moment" in turn["agent_text"].lower()  # said while the tool ran past a second
+    assert len(turn["agent_text"]) > len("One moment, please.")
+
+
+async def test_an_agent_killed_mid_call_turns_into_an_error_at_once(
+        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    turn = await call(platform, tmp_path, text="What is the status of flight BA 286?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_flight_status"], turn
+    killed = turn["tool_calls"][0]
+    assert killed["status"] == "error"
+    assert killed["duration_s"] < 3, "the gateway must notice the dead agent, not wait for the timeout"
+    assert turn["agent_text"]
+
+
+# --- agents written with the public conversimple-sdk, unchanged ----------------------------------------
+
+CONVERSIMPLE_AGENT = textwrap.dedent('''
+    import os
+    from conversimple import ConversimpleAgent, tool
+
+
+    class WeatherAgent(ConversimpleAgent):
+        agent_id = "tools"
+
+        @tool("Get the current weather for a location")
+        def get_weather(self, location: str) -> dict:
+            return {"location": location, "temperature_c": 17, "condition": "foggy", "agent_pid": os.getpid()}
+''')
+
+
+async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: RunningPlatform, tmp_path: Path) -> None:
+    from tests.agents_helpers import compat_venv
+
+    sdk = compat_venv()
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "weather_agent.py").write_text(CONVERSIMPLE_AGENT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    dispatcher = subprocess.Popen(
+        [str(sdk / "bin" / "conversimple-dispatcher"), "--api-key", platform.api_key,
+         "--platform-url", platform.gateway_url, "--search-path", str(agents)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.sleep(3.0)
+        turn = await call(platform, tmp_path, spoken="What's the weather in San Francisco?")
+        assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
+        weather = turn["tool_calls"][0]
+        assert weather["status"] == "done" and weather["arguments"] == {"location": "San Francisco"}
+        assert weather["result"]["agent_pid"] == dispatcher.pid  # their tool ran in their process
+        assert words(turn["agent_text"]) & {"17", "seventeen", "foggy", "fog"}, turn["agent_text"]
+    finally:
+        await stop(dispatcher)
