@@ -139,7 +139,7 @@ class AppController(QObject):
             self.window.show_failure("The platform could not start", str(exc).split("\n")[0], exc.hint)
             self.platform = None
             return False
-        self.window.set_platform_url(self.platform.url)
+        self.window.set_platform_url(self.platform.gateway_url)
         for agent in self.platform.gateway.agents():  # agents that connected before we subscribed
             self.session.agents.connected(agent.connection_id, agent.customer_id, agent.remote, time.monotonic())
         self._spawn(self._await_engines(module.PlatformError))
