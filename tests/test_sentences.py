@@ -112,3 +112,16 @@ def test_flush_and_reset() -> None:
     splitter.reset()
     # After reset the comma rule applies again to the new first clause.
     assert splitter.feed("Another first clause here, and more ") == ["Another first clause here,"]
+
+
+def test_a_long_first_sentence_is_cut_before_a_phrase_word() -> None:
+    assert split_clauses("The weather in San Francisco is sunny with a mild breeze today. It is warm.") == [
+        "The weather in San Francisco is sunny",
+        "with a mild breeze today.",
+        "It is warm.",
+    ]
+    # Short first sentences, and later sentences, are never cut at phrase words.
+    assert split_clauses("It is sunny and warm. The wind is calm and the sky is clear and blue today.") == [
+        "It is sunny and warm.",
+        "The wind is calm and the sky is clear and blue today.",
+    ]

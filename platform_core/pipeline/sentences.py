@@ -3,7 +3,9 @@
 A clause ends at ". ! ? ;" or a line break followed by whitespace (so "3.5", "10:30" and "e.g.x"
 never split), after closing quotes or brackets are taken along. The first clause may also end at
 ", " once it is `first_comma_chars` long: the caller hears the answer start sooner. Later commas
-do not split (many tiny TTS calls sound choppy). "." after a title or an initial (Mr., Dr., J.) or
+do not split (many tiny TTS calls sound choppy). A first sentence that runs on without punctuation
+may end before a phrase word ("and", "with", "in", ...) once it has `first_phrase_words` words, so the
+agent's first audio never waits for a long sentence to be generated and synthesized whole. "." after a title or an initial (Mr., Dr., J.) or
 before a lowercase word (e.g. this, 5 p.m. today) is not an end. Pure code, no I/O.
 """
 
@@ -21,13 +23,19 @@ _TITLES = frozenset(
 _MAYBE_END = frozenset(
     "etc a.m p.m u.s u.k inc ltd co jan feb mar apr jun jul aug sep sept oct nov dec".split()  # noqa: SIM905
 )
+# Words that start a phrase: a natural place to cut a long first sentence.
+_PHRASE_STARTS = frozenset(
+    "and but or so because with without in on at for to from which that when where while if than "
+    "is are was were will can".split()  # noqa: SIM905
+)
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _SPEAKABLE = re.compile(r"\w")
 
 
 class ClauseSplitter:
-    def __init__(self, *, first_comma_chars: int = 16, max_chars: int = 240) -> None:
+    def __init__(self, *, first_comma_chars: int = 16, first_phrase_words: int = 6, max_chars: int = 240) -> None:
         self.first_comma_chars = first_comma_chars
+        self.first_phrase_words = first_phrase_words
         self.max_chars = max_chars  # a run-on clause is cut at its last space beyond this
         self._buf = ""
         self._pos = 0  # where scanning resumes: text before it holds no boundary
@@ -72,10 +80,21 @@ class ClauseSplitter:
                     return clause
             i += 1
         self._pos = len(buf)
+        if self._emitted == 0 and (cut := self._phrase_cut()):
+            clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
+            return clause
         if len(buf) > self.max_chars and (cut := buf.rfind(" ", 0, self.max_chars)) > 0:
             clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
             return clause
         return None
+
+    def _phrase_cut(self) -> int:
+        """Where to cut a long unpunctuated first sentence (before a phrase word), or 0."""
+        words = list(re.finditer(r"\S+(?=\s)", self._buf))  # complete words only
+        for n, word in enumerate(words):
+            if n >= self.first_phrase_words and word.group().lower() in _PHRASE_STARTS:
+                return word.start()
+        return 0
 
     def _boundary(self, i: int) -> int | None:
         """End index of the clause whose punctuation is at `i`, 0 if not a boundary, None if unknown."""
