@@ -3,10 +3,10 @@
 A clause ends at ". ! ? ;" or a line break followed by whitespace (so "3.5", "10:30" and "e.g.x"
 never split), after closing quotes or brackets are taken along. The first clause may also end at
 ", " once it is `first_comma_chars` long: the caller hears the answer start sooner. Later commas
-do not split (many tiny TTS calls sound choppy). A first sentence that runs on without punctuation
-may end before a phrase word ("and", "with", "in", ...) once it has `first_phrase_words` words, so the
-agent's first audio never waits for a long sentence to be generated and synthesized whole. "." after a title or an initial (Mr., Dr., J.) or
-before a lowercase word (e.g. this, 5 p.m. today) is not an end. Pure code, no I/O.
+do not split (many tiny TTS calls sound choppy). "." after a title or an initial (Mr., Dr., J.) or
+before a lowercase word (e.g. this, 5 p.m. today) is not an end. A long first sentence may also end
+before a phrase word ("and", "with", "in", ...) once it has `first_phrase_words` words, so the first
+audio never waits for a whole long sentence to be generated and synthesized. Pure code, no I/O.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ _MAYBE_END = frozenset(
 )
 # Words that start a phrase: a natural place to cut a long first sentence.
 _PHRASE_STARTS = frozenset(
-    "and but or so because with without in on at for to from which that when where while if than "
-    "is are was were will can".split()  # noqa: SIM905
+    (
+        "and", "but", "or", "so", "because", "with", "without", "in", "on", "at", "for", "to", "from",
+        "which", "that", "when", "where", "while", "if", "than", "is", "are", "was", "were", "will", "can",
+    )
 )
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _SPEAKABLE = re.compile(r"\w")
@@ -67,6 +69,9 @@ class ClauseSplitter:
 
     def _next_clause(self) -> str | None:
         buf = self._buf
+        if self._emitted == 0 and (cut := self._phrase_cut()):
+            clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
+            return clause
         i = self._pos
         while i < len(buf):
             ch = buf[i]
@@ -80,17 +85,15 @@ class ClauseSplitter:
                     return clause
             i += 1
         self._pos = len(buf)
-        if self._emitted == 0 and (cut := self._phrase_cut()):
-            clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
-            return clause
         if len(buf) > self.max_chars and (cut := buf.rfind(" ", 0, self.max_chars)) > 0:
             clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
             return clause
         return None
 
     def _phrase_cut(self) -> int:
-        """Where to cut a long unpunctuated first sentence (before a phrase word), or 0."""
-        words = list(re.finditer(r"\S+(?=\s)", self._buf))  # complete words only
+        """Where to cut a long first sentence (before a phrase word that comes before any punctuation), or 0."""
+        first_mark = next((i for i, ch in enumerate(self._buf) if ch in _ENDS or ch == ","), len(self._buf))
+        words = list(re.finditer(r"\S+(?=\s)", self._buf[:first_mark]))  # complete words only
         for n, word in enumerate(words):
             if n >= self.first_phrase_words and word.group().lower() in _PHRASE_STARTS:
                 return word.start()
