@@ -318,10 +318,15 @@ def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:
 
 
 def headless_command(argv: Sequence[str]) -> int | None:
-    """Handle the flags that need no window (`--self-test`, the hidden `--run-agent`); None otherwise."""
+    """Handle the flags that need no window (`--self-test`, the hidden `--run-agent` and
+    `--run-llm-server`); None otherwise."""
     args = list(argv)
     if args[:1] == ["--run-agent"]:
         return run_agent(args[1:])
+    if args[:1] == ["--run-llm-server"]:  # the bundle's embedded llama.cpp runs in a child process
+        from platform_core.engines.llm.llama_server import main as llm_server_main
+
+        return llm_server_main(args[1:])
     if "--self-test" in args:
         args.remove("--self-test")
         return self_test_main(args)

@@ -1,6 +1,9 @@
 """Voice-to-voice latency on the default engines, over real WebRTC calls to a real platform process.
 
-    .venv/bin/python -m bench.voice_latency [--agent] [--out bench/results/voice_latency.json]
+    .venv/bin/python -m bench.voice_latency [--agent] [--threads N] [--out FILE.json]
+
+With --agent the seed agent (resources/agents/seed_agent.py) serves the calls in its own process, so
+weather, booking and customer questions go through tool choice and a real tool call.
 
 Speaks each utterance (made with the platform's own Piper voice) into a call, collects every turn's
 metrics from the call report, prints p50/p95 per stage and turn by turn, and the platform's peak RSS.
@@ -13,6 +16,7 @@ import asyncio
 import json
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +63,16 @@ def synthesize_utterances(folder: Path) -> list[Path]:
     return paths
 
 
+def _start_seed_agent(platform: Any) -> subprocess.Popen[bytes]:
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent_sdk.cli", "run", "resources/agents/seed_agent.py", "--url",
+         platform.gateway_url, "--api-key", platform.api_key],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2.0)  # connected and joined
+    return agent
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -77,21 +91,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         platform = start_platform(folder, *(["--threads", str(args.threads)] if args.threads else []))
         print(f"platform ready in {time.monotonic() - started:.1f} s (pid {platform.process.pid})")
         turns: list[dict[str, Any]] = []
+        agent = _start_seed_agent(platform) if args.agent else None
         try:
             for text, wav in zip(UTTERANCES, wavs, strict=True):
-                report = await place_call(platform.url, None, input_wav=wav, api_key=platform.api_key)
+                report = await place_call(platform.url, "seed" if agent else None, input_wav=wav,
+                                          api_key=platform.api_key)
                 for turn in report["turns"]:
                     turns.append({"said": text, **turn})
                     m = turn["metrics"]
-                    cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in METRIC_NAMES)
-                    print(f"{cells}  {turn['user_text'][:40]!r} -> {turn['agent_text'][:40]!r}", flush=True)
+                    cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in (*METRIC_NAMES, "tool_choice"))
+                    tools = ",".join(c["name"] for c in turn["tool_calls"]) or "-"
+                    print(f"{cells}  {turn['user_text'][:36]!r} [{tools}] -> {turn['agent_text'][:36]!r}",
+                          flush=True)
             rss = peak_rss_mb(platform.process.pid)
         finally:
+            if agent is not None:
+                agent.terminate()
+                agent.wait(20)
             stop_platform(platform.process)
             time.sleep(0.5)  # the log reader thread writes the platform's last lines
             stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls", platform.log_path.read_text())
     summary = {}
-    for name in METRIC_NAMES:
+    for name in (*METRIC_NAMES, "tool_choice"):
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
         if values:
             summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
@@ -102,9 +123,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="bench/results/voice_latency.json")
+    parser.add_argument("--agent", action="store_true", help="calls go to the seed agent (tool calls)")
     parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's auto)")
     args = parser.parse_args(argv)
-    print("columns (ms): " + " ".join(METRIC_NAMES))
+    print("columns (ms): " + " ".join((*METRIC_NAMES, "tool_choice")))
     result = asyncio.run(run(args))
     print(f"\n{'metric':22} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")
     for name, s in result["summary"].items():

@@ -35,7 +35,7 @@ def _start_logging() -> None:
 
 def main() -> int:
     argv = sys.argv[1:]
-    if argv[:1] != ["--run-agent"]:
+    if argv[:1] not in (["--run-agent"], ["--run-llm-server"]):
         _start_logging()
     from app.self_test import headless_command  # no Qt import: works without a display or libGL
 

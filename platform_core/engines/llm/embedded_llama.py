@@ -1,4 +1,6 @@
-"""Embedded llama.cpp: xllamacpp runs llama.cpp's own HTTP server inside this process.
+"""Embedded llama.cpp: llama.cpp's own HTTP server (xllamacpp) in a child process, on loopback.
+
+See llama_server.py for why it is a child process.
 
 Why the HTTP endpoint and not xllamacpp's in-process `Server.handle_chat_completions(callback)`:
 both reach the first token equally fast (~5 ms apart with a kept-alive connection), but the in-process
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,6 +23,13 @@ from platform_core.engines.base import ChatMessage, EngineUnavailable
 from platform_core.engines.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger(__name__)
+
+
+def llama_server_command() -> list[str]:
+    """How to start llama_server.py: a module of this interpreter, or the bundle's hidden flag."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--run-llm-server"]
+    return [sys.executable, "-m", "platform_core.engines.llm.llama_server"]
 
 
 class EmbeddedLlamaLLM:
@@ -38,13 +47,13 @@ class EmbeddedLlamaLLM:
         self.context = context
         self.name = name or f"llama.cpp:{self.model_path.stem}"
         self._api_key = api_key  # optional: protects the local port from other local processes
-        self._server: Any = None
+        self._server: asyncio.subprocess.Process | None = None
         self._client: OpenAICompatibleLLM | None = None
         self.load_s: float | None = None
 
     @property
     def base_url(self) -> str:
-        """The in-process server's OpenAI-compatible root URL (valid after start())."""
+        """The child server's OpenAI-compatible root URL (valid after start())."""
         if self._client is None:
             raise RuntimeError("EmbeddedLlamaLLM is not started")
         return self._client.base_url
@@ -58,10 +67,9 @@ class EmbeddedLlamaLLM:
                 "reinstall the model packages or point the llm_model setting at a .gguf file",
             )
         started = time.perf_counter()
-        # Loading maps ~0.5 GB and warms the model up: seconds of blocking C++, so off the event loop.
-        self._server = await asyncio.to_thread(self._create_server)
+        address = await self._spawn_server()
         self.load_s = time.perf_counter() - started
-        client = OpenAICompatibleLLM(self._server.listening_address, model="", api_key=self._api_key, name=self.name)
+        client = OpenAICompatibleLLM(address, model="", api_key=self._api_key, name=self.name)
         try:
             await client.start()
         except EngineUnavailable:
@@ -70,33 +78,23 @@ class EmbeddedLlamaLLM:
         self._client = client
         log.info("%s loaded in %.2f s at %s", self.name, self.load_s, client.base_url)
 
-    def _create_server(self) -> Any:
-        try:
-            import xllamacpp
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise EngineUnavailable("xllamacpp is not installed", "pip install xllamacpp") from exc
-        params = xllamacpp.CommonParams()
-        params.model.path = str(self.model_path)
-        params.model_alias = {self.model_path.stem}
-        params.n_ctx = self.context
-        params.n_parallel = 1  # one conversation at a time; the whole context goes to one slot
-        params.cpuparams.n_threads = self.threads
-        # Prompt processing is short compute-bound bursts: it takes every core.
-        params.cpuparams_batch.n_threads = max(self.threads, os.cpu_count() or 1)
-        params.cache_prompt = True  # keep the KV cache of the previous prompt and reuse its common prefix
-        params.cache_ram_mib = 256  # host-RAM copies of evicted prompts (tool-choice vs reply prompts)
-        params.hostnames = ["127.0.0.1"]
-        params.port = 0  # llama.cpp binds a free port; listening_address reports it
-        params.verbosity = 0
+    async def _spawn_server(self) -> str:
+        args = [str(self.model_path), "--threads", str(self.threads), "--context", str(self.context)]
         if self._api_key:
-            params.api_keys = [self._api_key]
-        try:
-            return xllamacpp.Server(params)
-        except Exception as exc:
+            args += ["--api-key", self._api_key]
+        self._server = await asyncio.create_subprocess_exec(
+            *llama_server_command(), *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert self._server.stdout is not None
+        line = (await self._server.stdout.readline()).decode().strip()
+        if not line.startswith("listening "):
+            await self.aclose()
             raise EngineUnavailable(
-                f"llama.cpp could not load {self.model_path.name}: {exc}",
+                f"llama.cpp could not load {self.model_path.name}: {line.removeprefix('error ') or 'it exited'}",
                 "check that the file is a complete GGUF model (delete it from the cache to re-assemble it)",
-            ) from exc
+            )
+        return line.removeprefix("listening ")
 
     def stream_chat(
         self,
@@ -116,7 +114,12 @@ class EmbeddedLlamaLLM:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-        holder = [self._server]
-        self._server = None
-        # The server's destructor joins its worker thread: drop the last reference off the event loop.
-        await asyncio.to_thread(holder.clear)
+        server, self._server = self._server, None
+        if server is not None and server.returncode is None:
+            assert server.stdin is not None
+            server.stdin.close()  # the child exits at EOF
+            try:
+                await asyncio.wait_for(server.wait(), 5)
+            except TimeoutError:
+                server.kill()
+                await server.wait()
