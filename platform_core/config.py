@@ -81,7 +81,9 @@ class VoiceLoopConfig:
     # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).
     barge_in_speech_s: float = 0.064
     max_turn_s: float = 30.0
-    max_tool_steps: int = 3
+    # Tool decisions per turn. Each decision is an LLM pass (0.7-1.5 s on 2 cores), so by default the
+    # agent calls at most one tool and then answers; 2 or more allows chains (result -> next call).
+    max_tool_steps: int = 1
     tool_filler_after_s: float = 1.0
     max_reply_tokens: int = 160
 

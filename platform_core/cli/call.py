@@ -28,7 +28,8 @@ from platform_core.transport.client import CallClient, CallError
 from platform_core.transport.wav_source import SAMPLE_RATE, AudioFileError, SilenceSource, WavSource
 
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
-SUMMARY_METRICS = (*METRIC_NAMES, "mouth_to_ear", "tool_call")
+EXTRA_TURN_METRICS = ("tool_choice", "barge_in_delay")  # only in turns that chose a tool / were cut off
+SUMMARY_METRICS = (*METRIC_NAMES, "mouth_to_ear", *EXTRA_TURN_METRICS, "tool_call")
 _SPEECH_DBFS = -45.0  # a 20 ms frame louder than this counts as speech (input) or voice (agent)
 _INPUT_HANGOVER_S = 0.3  # gaps shorter than this do not end a speech segment of the input
 
@@ -248,7 +249,9 @@ def _build_report(
     turns: list[dict[str, Any]] = []
     for turn_id in sorted(set(tracker.started) | set(tracker.completed)):
         done = tracker.completed.get(turn_id)
-        metrics = {name: (done or {}).get("metrics", {}).get(name) for name in METRIC_NAMES}
+        measured = (done or {}).get("metrics", {})
+        metrics = {name: measured.get(name) for name in METRIC_NAMES}
+        metrics.update({name: measured[name] for name in EXTRA_TURN_METRICS if name in measured})
         seen = tracker.started.get(turn_id)
         ends_before = [e for e in speech_ends if seen is not None and e <= seen]
         heard = voice_clock.first_after(seen) if seen is not None else None
@@ -286,7 +289,7 @@ def _build_report(
         status = "no_speech" if status == "ok" else status
         notes.append(f"no speech detected in {input_wav}: the platform started no turn")
 
-    summary = {name: percentile_summary([t["metrics"][name] for t in turns if t["metrics"][name] is not None])
+    summary = {name: percentile_summary([t["metrics"][name] for t in turns if t["metrics"].get(name) is not None])
                for name in SUMMARY_METRICS if name != "tool_call"}
     summary["tool_call"] = percentile_summary(
         [float(c["duration_s"]) for c in tracker.tool_calls.values() if c.get("duration_s") is not None]
