@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -126,6 +127,18 @@ async def run(studio: Studio, quit_after_shown: bool = False) -> int:
     return 0
 
 
+def missing_screen() -> str | None:
+    """Why no window can open here (Qt would only abort with a cryptic plugin error), or None."""
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("Conversimple Studio needs a screen, and this session has none (DISPLAY and WAYLAND_DISPLAY are "
+            "not set).\nRun it in a desktop session, or use the headless platform instead: "
+            "`conversimple-platform serve` (then a browser or `conversimple-platform call`), "
+            "`conversimple-platform demo`, or `conversimple-studio --self-test`.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from app.self_test import headless_command
 
@@ -133,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code is not None:
         return code
     args = parse_args(argv)
+    if (problem := missing_screen()) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     if args.input_wav is not None:
         args.input_wav = args.input_wav.resolve()
     studio = build(args)

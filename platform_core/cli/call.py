@@ -250,7 +250,7 @@ def _build_report(
     for turn_id in sorted(set(tracker.started) | set(tracker.completed)):
         done = tracker.completed.get(turn_id)
         measured = (done or {}).get("metrics", {})
-        metrics = {name: measured.get(name) for name in METRIC_NAMES}
+        metrics: dict[str, float | None] = {name: measured.get(name) for name in METRIC_NAMES}
         metrics.update({name: measured[name] for name in EXTRA_TURN_METRICS if name in measured})
         seen = tracker.started.get(turn_id)
         ends_before = [e for e in speech_ends if seen is not None and e <= seen]
