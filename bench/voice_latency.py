@@ -74,10 +74,15 @@ def _start_seed_agent(platform: Any) -> subprocess.Popen[bytes]:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak RSS of the platform and its children (the llama.cpp server), summed: an upper bound."""
+    import psutil
+
+    total = 0.0
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'metric':22} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")
     for name, s in result["summary"].items():
         print(f"{name:22} {s['p50'] * 1000:8.0f} {s['p95'] * 1000:8.0f} {s['n']:4d}")
-    print(f"platform peak RSS: {result['platform_peak_rss_mb']:.0f} MB")
+    print(f"platform peak RSS (with its llama.cpp process): {result['platform_peak_rss_mb']:.0f} MB")
     if result["event_loop"]:
         loop = result["event_loop"]
         print(f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "

@@ -144,7 +144,7 @@ class Conversation:
 
     async def _listen(self, track: MediaStreamTrack) -> None:
         vcfg = self.config.voice
-        vad = self._engines.vad_factory()
+        vad = await asyncio.to_thread(self._engines.vad_factory)  # ~150 ms of model loading: off the loop
         detector = TurnDetector(
             threshold=vcfg.vad_threshold,
             min_speech_s=vcfg.min_speech_s,
