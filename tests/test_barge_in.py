@@ -59,6 +59,7 @@ async def test_caller_interrupts_a_long_answer() -> None:
                     break
         assert completed.interrupted
         assert barge_in_delay is not None, "the agent was not speaking when the caller interrupted"
+        print(f"barge-in: agent audio cut {barge_in_delay * 1000:.0f} ms after the caller's speech arrived")
         assert barge_in_delay <= 0.2, f"agent audio stopped {barge_in_delay * 1000:.0f} ms after the caller spoke"
         heard = completed.agent_text.split()
         assert heard, "some of the answer was played before the interruption"
