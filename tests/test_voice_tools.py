@@ -19,39 +19,47 @@ from tests.speech import speech_wav, words
 
 pytestmark = pytest.mark.slow
 
-AGENT = textwrap.dedent('''
-    import asyncio
-    import os
-    import signal
+# Each failure mode hides behind the tool the small model picks most reliably (weather), so the tests
+# exercise the gateway's handling, not the model's judgement.
+AGENT_HEADER = """
+import asyncio
+import os
+import signal
 
-    from agent_sdk import Agent, tool
+from agent_sdk import Agent, tool
 
 
-    class ToolAgent(Agent):
-        agent_id = "tools"
-
-        @tool
-        def get_weather(self, location: str) -> dict:
-            """Get the current weather for a location."""
-            return {"location": location, "temperature_c": 17, "condition": "foggy", "agent_pid": os.getpid()}
-
-        @tool
-        def get_stock_price(self, symbol: str) -> dict:
-            """Get the current stock price for a ticker symbol."""
-            raise RuntimeError(f"the stock service is down for {symbol}")
-
-        @tool(timeout=1.5)
-        async def get_train_times(self, city: str) -> dict:
-            """Get the next train departures from a city's station."""
-            await asyncio.sleep(10)
-            return {"city": city, "departures": ["10:15"]}
-
-        @tool
-        def get_flight_status(self, flight: str) -> dict:
-            """Get the status of a flight by its flight number."""
-            os.kill(os.getpid(), signal.SIGKILL)  # the agent process dies in the middle of the call
-            return {}
-''')
+class ToolAgent(Agent):
+    agent_id = "tools"
+"""
+WEATHER_TOOLS = {
+    "works": """
+    @tool
+    def get_weather(self, location: str) -> dict:
+        \"\"\"Get the current weather for a location.\"\"\"
+        return {"location": location, "temperature_c": 17, "condition": "foggy", "agent_pid": os.getpid()}
+""",
+    "raises": """
+    @tool
+    def get_weather(self, location: str) -> dict:
+        \"\"\"Get the current weather for a location.\"\"\"
+        raise RuntimeError(f"the weather service is down for {location}")
+""",
+    "hangs": """
+    @tool(timeout=1.5)
+    async def get_weather(self, location: str) -> dict:
+        \"\"\"Get the current weather for a location.\"\"\"
+        await asyncio.sleep(10)
+        return {"location": location}
+""",
+    "dies": """
+    @tool
+    def get_weather(self, location: str) -> dict:
+        \"\"\"Get the current weather for a location.\"\"\"
+        os.kill(os.getpid(), signal.SIGKILL)  # the agent process dies in the middle of the call
+        return {}
+""",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +70,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
 
 
 @pytest_asyncio.fixture
-async def agent(platform: RunningPlatform, tmp_path: Path) -> AsyncIterator[int]:
-    process = spawn_agent(write_agent(tmp_path, AGENT), platform.gateway_url, platform.api_key)
+async def agent(request: pytest.FixtureRequest, platform: RunningPlatform, tmp_path: Path) -> AsyncIterator[int]:
+    """The agent process; its weather tool behaves as the test's `behaviour` marker says (default: works)."""
+    marker = request.node.get_closest_marker("behaviour")
+    source = AGENT_HEADER + WEATHER_TOOLS[marker.args[0] if marker else "works"]
+    process = spawn_agent(write_agent(tmp_path, source), platform.gateway_url, platform.api_key)
     await asyncio.sleep(2.0)  # connected and joined (the dispatcher waits for conversation_ready)
     assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
     yield process.pid
@@ -98,19 +109,21 @@ async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform
     assert turn["agent_text"]
 
 
+@pytest.mark.behaviour("raises")
 async def test_a_tool_that_raises_is_reported_and_the_agent_still_answers(
         platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
-    turn = await call(platform, tmp_path, text="What is the stock price of ACME?")
-    assert [c["name"] for c in turn["tool_calls"]] == ["get_stock_price"], turn
+    turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     failed = turn["tool_calls"][0]
-    assert failed["status"] == "error" and "stock service is down" in failed["error"]
+    assert failed["status"] == "error" and "weather service is down" in failed["error"]
     assert turn["agent_text"] and not turn["interrupted"]
 
 
+@pytest.mark.behaviour("hangs")
 async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
         platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
-    turn = await call(platform, tmp_path, text="Get me the train times for Boston.")
-    assert [c["name"] for c in turn["tool_calls"]] == ["get_train_times"], turn
+    turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     slow = turn["tool_calls"][0]
     assert slow["status"] == "timeout"
     assert 1.4 < slow["duration_s"] < 4
@@ -118,10 +131,11 @@ async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
     assert len(turn["agent_text"]) > len("One moment, please.")
 
 
+@pytest.mark.behaviour("dies")
 async def test_an_agent_killed_mid_call_turns_into_an_error_at_once(
         platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
-    turn = await call(platform, tmp_path, text="What is the status of flight BA 286?")
-    assert [c["name"] for c in turn["tool_calls"]] == ["get_flight_status"], turn
+    turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     killed = turn["tool_calls"][0]
     assert killed["status"] == "error"
     assert killed["duration_s"] < 3, "the gateway must notice the dead agent, not wait for the timeout"

@@ -212,7 +212,14 @@ class Conversation:
     def submit_text(self, text: str) -> None:
         """A typed turn: answered exactly like a spoken one, without STT."""
         self._interrupt("caller typed")
+        if self.state == "connecting":  # typed before any audio arrived: the agents must hear of us first
+            self._spawn(self._typed_turn_after_activation(time.monotonic(), text.strip()))
+            return
         self._start_turn(time.monotonic(), None, text=text.strip())
+
+    async def _typed_turn_after_activation(self, typed_at: float, text: str) -> None:
+        await self.activate()
+        self._start_turn(typed_at, None, text=text)
 
     def _start_turn(self, speech_ended_at: float, audio: Float32Array | None, text: str = "",
                     transcript: asyncio.Future[str] | None = None) -> None:
