@@ -181,3 +181,46 @@ async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: Run
         assert words(turn["agent_text"]) & {"17", "seventeen", "foggy", "fog"}, turn["agent_text"]
     finally:
         await stop(dispatcher)
+
+
+# --- several tools in one turn: a chain, bounded by the step limit ----------------------------------------
+
+CHAIN_AGENT = AGENT_HEADER + WEATHER_TOOLS["works"] + """
+    @tool
+    def lookup_customer(self, id: str) -> dict:
+        \"\"\"Look a customer up by id.\"\"\"
+        return {"id": id, "name": "Ada Lovelace", "city": "London"}
+"""
+
+
+async def test_a_tool_chain_stays_within_the_step_limit(tmp_path: Path) -> None:
+    from platform_core.config import PlatformConfig
+    from platform_core.events import ToolCallUpdated, TurnCompleted
+    from platform_core.platform import Platform
+
+    config = PlatformConfig()
+    config.server.port = 0
+    config.voice.max_tool_steps = 2
+    platform = Platform(config)
+    await platform.start()
+    process = spawn_agent(write_agent(tmp_path, CHAIN_AGENT), platform.gateway_url, config.server.api_key)
+    calls: list[ToolCallUpdated] = []
+    platform.bus.subscribe(lambda e: calls.append(e) if isinstance(e, ToolCallUpdated) and e.status != "started"
+                           else None)
+    try:
+        await asyncio.sleep(2.0)
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        async with platform.bus.stream() as events:
+            question = "What's the weather in San Francisco and in Paris?"
+            report = place_call(platform.url, "tools", text=question)
+            task = asyncio.ensure_future(report)
+            await events.next_matching(lambda e: isinstance(e, TurnCompleted), timeout=120)
+            await task
+        assert [(c.name, c.arguments) for c in calls] == [
+            ("get_weather", {"location": "San Francisco"}),
+            ("get_weather", {"location": "Paris"}),
+        ]
+        assert all(c.status == "done" for c in calls)
+    finally:
+        await stop(process)
+        await platform.stop()
