@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from app.viewmodels.agents import AgentsModel
+from app.widgets.timed_panel import VersionedPanel
 
 
-class AgentsPanel(QWidget):
+class AgentsPanel(VersionedPanel):
     def __init__(self, model: AgentsModel, interval_ms: int = 250, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
         self.model = model
-        self._drawn_version = -1
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["agent / tool", "details"])
         self.tree.setColumnWidth(0, 220)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.tree)
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        super().__init__(self.tree, interval_ms, parent)
 
-    def refresh(self) -> None:
-        if self._drawn_version == self.model.version:
-            return
-        self._drawn_version = self.model.version
+    def current_version(self) -> int:
+        return self.model.version
+
+    def redraw(self) -> None:
         self.tree.clear()
         if not self.model.agents:
             self.tree.addTopLevelItem(QTreeWidgetItem(["no agent connected", "start one: conversimple-agent …"]))

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from app.viewmodels.event_log import EventLogModel
+from app.widgets.timed_panel import TimedPanel
 
 COLORS = {"error": "#c00000", "warning": "#b06000", "info": "#202020"}
 
 
-class EventLogPanel(QWidget):
+class EventLogPanel(TimedPanel):
+    """Appends only the entries that are new since the last refresh."""
+
     def __init__(self, model: EventLogModel, interval_ms: int = 150, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
         self.model = model
         self._seen = 0
         self._t0: float | None = None
         self.view = QPlainTextEdit()
         self.view.setReadOnly(True)
         self.view.setMaximumBlockCount(model.maxlen)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view)
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        super().__init__(self.view, interval_ms, parent)
 
     def refresh(self) -> None:
         entries = self.model.since(self._seen)

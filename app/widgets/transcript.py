@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.viewmodels.transcript import TranscriptModel
+from app.widgets.timed_panel import VersionedPanel
 
 
-class TranscriptPanel(QWidget):
+class TranscriptPanel(VersionedPanel):
     def __init__(self, model: TranscriptModel, interval_ms: int = 100, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
         self.model = model
-        self._drawn_version = -1
         self.view = QTextBrowser()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view)
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        super().__init__(self.view, interval_ms, parent)
 
-    def refresh(self) -> None:
-        if self._drawn_version == self.model.version:
-            return
-        self._drawn_version = self.model.version
+    def current_version(self) -> int:
+        return self.model.version
+
+    def redraw(self) -> None:
         parts = []
         for line in self.model.lines:
             who = "You" if line.role == "user" else "Agent"
