@@ -44,8 +44,9 @@ class Call:
     """One live call: its client, audio ends, recorder and mouth-to-ear meter."""
 
     def __init__(self, client: Any, source: GatedSource | None, speaker: SpeakerOutput | None,
-                 recorder: ConversationRecorder, meter: MouthToEarMeter) -> None:
+                 recorder: ConversationRecorder, meter: MouthToEarMeter, customer_id: str | None = None) -> None:
         self.client = client
+        self.customer_id = customer_id  # whose agents serve the call (None: the plain assistant)
         self.source = source
         self.speaker = speaker
         self.recorder = recorder
@@ -176,6 +177,17 @@ class AppController(QObject):
                 return key
         return None
 
+    def _notice(self, where: str, title: str, message: str, hint: str) -> None:
+        """A non-blocking explanation: in the status bar now, and in the event log and the call's recording
+        for later (the status bar shows one message at a time, for a few seconds)."""
+        self.window.show_failure(title, message, hint, modal=False)
+        call = self.call
+        event = ErrorOccurred(where=where, message=f"{title}: {message}", hint=hint,
+                              conversation_id=call.conversation_id if call else None)
+        self.session.apply(event)
+        if call is not None:
+            call.recorder.on_event(event)
+
     def _open_source(self) -> GatedSource | None:
         from app.audio_io import AudioDeviceError, MicrophoneTrack, WavFileTrack
 
@@ -184,7 +196,7 @@ class AppController(QObject):
                 return WavFileTrack(self.input_wav, lead_in_s=1.0)
             return MicrophoneTrack(self.app_settings.input_device or None, on_failure=self._mic_failed)
         except AudioDeviceError as exc:
-            self.window.show_failure("No microphone: text mode", exc.message, exc.hint, modal=False)
+            self._notice("microphone", "No microphone: text mode", exc.message, exc.hint)
             self.window.set_input_source("text only (no microphone)")
             return None
 
@@ -194,12 +206,11 @@ class AppController(QObject):
         try:
             return SpeakerOutput(self.app_settings.output_device or None)
         except AudioDeviceError as exc:
-            self.window.show_failure("No speaker: the answer is shown as text only", exc.message, exc.hint,
-                                     modal=False)
+            self._notice("speaker", "No speaker: the answer is shown as text only", exc.message, exc.hint)
             return None
 
     def _mic_failed(self, exc: AudioDeviceError) -> None:
-        self.window.show_failure("Microphone lost", exc.message, exc.hint, modal=False)
+        self._notice("microphone", "Microphone lost", exc.message, exc.hint)
         self.window.set_input_source("text only (microphone lost)")
 
     async def start_call(self, customer_id: str | None, agent_id: str | None = None) -> None:
@@ -212,6 +223,7 @@ class AppController(QObject):
             return
         from platform_core.transport.client import CallClient, CallError
 
+        self.window.clear_notices()
         self.window.set_call_state("connecting")
         source = self._open_source()
         speaker = self._open_speaker()
@@ -239,7 +251,7 @@ class AppController(QObject):
 
         client = CallClient(self.platform.url, agent_id=agent_id, api_key=self._api_key_for(customer_id),
                             source=source, on_agent_audio=on_agent_audio, feed="no-levels")
-        self.call = call = Call(client, source, speaker, recorder, meter)
+        self.call = call = Call(client, source, speaker, recorder, meter, customer_id)
         try:
             call.conversation_id = await client.connect()
         except CallError as exc:
@@ -254,8 +266,8 @@ class AppController(QObject):
     async def _watch_call(self, call: Call) -> None:
         reason = await call.client.wait_ended()
         if self.call is call and not call.hanging_up:
-            self.window.show_failure("The call ended", f"The platform ended the call: {reason}.",
-                                     "Press Call to start a new one.", modal=False)
+            self._notice("call", "The call ended", f"The platform ended the call: {reason}.",
+                         "Press Call to start a new one.")
             await self._end_call()
 
     async def _watch_devices(self, call: Call) -> None:
@@ -265,10 +277,11 @@ class AppController(QObject):
             if call.speaker is not None and not call.speaker.alive:
                 call.speaker.close()
                 call.speaker = None
-                self.window.show_failure(
-                    "Speaker lost", "The speaker stopped playing audio (unplugged, or taken by another program).",
+                self._notice(
+                    "speaker", "Speaker lost",
+                    "The speaker stopped playing audio (unplugged, or taken by another program).",
                     "The call goes on: answers still appear in the transcript. Pick another speaker in Settings"
-                    " and call again to hear them.", modal=False)
+                    " and call again to hear them.")
 
     async def hangup(self) -> None:
         call = self.call
@@ -337,17 +350,28 @@ class AppController(QObject):
             call.recorder.on_event(event)
             if isinstance(event, TurnStarted) and event.conversation_id == call.conversation_id:
                 call.meter.on_turn_started(event.turn_id, time.monotonic())
-        if isinstance(event, AgentDisconnected) and call is not None:
-            self.window.show_failure(
-                "Agent disconnected",
-                f"The agent {event.customer_id} disconnected ({event.reason or 'no reason given'}).",
-                "Its tools are gone for this call; restart the agent and call again.", modal=False)
+        if isinstance(event, AgentDisconnected):
+            self._agent_disconnected(event)
         elif isinstance(event, AgentConnected):
             self.window.statusBar().showMessage(f"Agent {event.customer_id} connected", 5000)
         elif isinstance(event, ErrorOccurred) and event.where != "engines":  # engines: shown by _await_engines
             self.window.show_failure(f"Problem in {event.where}", event.message, event.hint, modal=False)
         elif isinstance(event, ConversationStateChanged) and call and event.conversation_id == call.conversation_id:
             self.window.call_label.setText(f"call: {event.state}")
+
+    def _agent_disconnected(self, event: AgentDisconnected) -> None:
+        message = f"The agent {event.customer_id} disconnected ({event.reason or 'no reason given'})."
+        call = self.call
+        if call is None or call.customer_id != event.customer_id:
+            self.window.statusBar().showMessage(message, 15000)
+            return
+        remaining = self.platform.gateway.agents() if self.platform is not None else []
+        if any(a.customer_id == event.customer_id for a in remaining):
+            hint = "Another instance of the agent is still connected and serves the call."
+        else:
+            hint = ("The call goes on without the agent's tools (the plain assistant answers). Restart the agent:"
+                    " it picks running calls up again.")
+        self._notice("agent", "Agent disconnected", message, hint)
 
     # --- files and settings ---------------------------------------------------------------------
 

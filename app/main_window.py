@@ -3,6 +3,7 @@ emits the user's intents as signals; `app.controller` acts on them."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,10 +113,20 @@ class MainWindow(QMainWindow):
 
         if self.panels is None:
             self.panels = SessionPanels(self.session, live=True)
+            self.panels.transcript_layout.addWidget(self.notice)
             self.panels.transcript_layout.addWidget(self.text_row)
             self.setCentralWidget(self.panels)
 
     def _build_text_box(self) -> None:
+        # Problems during a call, over the text box: the status bar holds one message for a few seconds,
+        # and a dialog would block the window mid-call.
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.RichText)
+        self.notice.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; border: 1px solid #e0c060;"
+                                  " padding: 4px; }")
+        self.notice.hide()
+        self._notices: list[tuple[str, str, str]] = []  # (title, message, hint), the latest three
         self.text_row = row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -227,10 +238,24 @@ class MainWindow(QMainWindow):
         """Say what happened, why, and what to do; never blocks a running call for long."""
         text = message + (f"\n\nWhat to do: {hint}" if hint else "")
         self.statusBar().showMessage(f"{title}: {message}", 15000)
-        if modal:
+        if not modal:
+            self._notices = [*self._notices[-2:], (title, message, hint)]
+            self.notice.setText("<br>".join(
+                f"<b>{html.escape(t)}</b>: {html.escape(m)}" + (f" <i>What to do:</i> {html.escape(h)}" if h else "")
+                for t, m, h in self._notices))
+            self.notice.show()
+        else:
             box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
             box.setWindowModality(Qt.WindowModality.WindowModal)
             box.open()  # non-blocking: the event loop (and any call) keeps running
+
+    def clear_notices(self) -> None:
+        self._notices = []
+        self.notice.hide()
+
+    def notice_text(self) -> str:
+        """The notices shown, as plain text."""
+        return "\n".join(f"{t}: {m}" + (f" What to do: {h}" if h else "") for t, m, h in self._notices)
 
     def _refresh_status(self) -> None:
         engines = self.session.engines

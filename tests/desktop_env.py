@@ -8,6 +8,10 @@ Devices (names as sounddevice lists them once `ALSA_CONFIG_PATH` points at our f
   - "vmic": the microphone. Whatever is played into the `micfeed` sink (``play_into_mic``) is heard.
   - "vspeaker": the speaker, a null sink; ``record_speaker`` records its monitor.
 Every daemon is started with stdio redirected and stopped by its PID.
+
+`start_pulse(root, headset=True)` has only a speaker and a (silent) microphone, like a laptop whose only
+sound device is a USB headset: `unplug` then leaves PulseAudio nowhere to move the app's streams to, so
+they die as with a real unplug (with other devices left, PulseAudio moves the streams there instead).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +96,10 @@ class PulseEnv:
         self._procs.append(proc)
         return proc
 
+    def unplug(self, *devices: str) -> list[str]:
+        """Remove devices ("vspeaker", "vmic") as an unplug would: unload the modules that provide them."""
+        return unplug(self.env, *devices)
+
     def stop_process(self, proc: subprocess.Popen[bytes]) -> None:
         _stop(proc)
         if proc in self._procs:
@@ -103,8 +111,28 @@ class PulseEnv:
         self._procs.clear()
 
 
-def start_pulse(root: Path) -> PulseEnv:
-    """Start PulseAudio under `root` with a virtual microphone and speaker; wait until they run."""
+def unplug(env: Mapping[str, str], *devices: str) -> list[str]:
+    """`PulseEnv.unplug` for a process that only has the environment (e.g. an app driver); returns the
+    unloaded modules' arguments."""
+    def pactl(*args: str) -> str:
+        return subprocess.run(["pactl", *args], env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=10, check=True).stdout
+
+    unloaded = []
+    for line in pactl("list", "short", "modules").splitlines():
+        index, _name, arguments = [*line.split("\t"), "", ""][:3]
+        words = arguments.split()
+        if any(f"sink_name={d}" in words or f"source_name={d}" in words for d in devices):
+            pactl("unload-module", index)
+            unloaded.append(arguments)
+    if len(unloaded) != len(devices):
+        raise RuntimeError(f"unplugged {unloaded}, asked for {devices}")
+    return unloaded
+
+
+def start_pulse(root: Path, *, headset: bool = False) -> PulseEnv:
+    """Start PulseAudio under `root` with a virtual microphone and speaker; wait until they run.
+    `headset`: those two are the only devices (see the module's docstring)."""
     if shutil.which("pulseaudio") is None:
         pytest.skip("pulseaudio is not installed (scripts/system-deps.sh installs it)")
     root.mkdir(parents=True, exist_ok=True)
@@ -125,8 +153,10 @@ def start_pulse(root: Path) -> PulseEnv:
             "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
             f"--load=module-native-protocol-unix auth-anonymous=1 socket={sock}",
             "--load=module-null-sink sink_name=vspeaker rate=48000 channels=1",
-            "--load=module-null-sink sink_name=micfeed rate=48000 channels=1",
-            "--load=module-remap-source source_name=vmic master=micfeed.monitor",
+            *(["--load=module-null-source source_name=vmic rate=48000 channels=1"] if headset else [
+                "--load=module-null-sink sink_name=micfeed rate=48000 channels=1",
+                "--load=module-remap-source source_name=vmic master=micfeed.monitor",
+            ]),
         ],
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
@@ -147,7 +177,7 @@ def start_pulse(root: Path) -> PulseEnv:
         _wait_for(ready, 10, "PulseAudio to start")
         # Idle null sinks run with ~2 s latency and lose the start of a new stream: keep a
         # low-latency reader on each so they stay awake (desktop.md).
-        for sink in ("vspeaker", "micfeed"):
+        for sink in ("vspeaker",) if headset else ("vspeaker", "micfeed"):
             proc = subprocess.Popen(
                 ["parec", "--latency-msec=10", f"--device={sink}.monitor", "--raw"],
                 env={**os.environ, **env},
