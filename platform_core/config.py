@@ -76,6 +76,8 @@ class VoiceLoopConfig:
     vad_threshold: float = 0.5
     # Silence after speech that ends the caller's turn.
     endpoint_silence_s: float = 0.3
+    # Silence after which transcription starts speculatively (kept if the turn ends with no more speech).
+    pause_s: float = 0.1
     # Speech shorter than this is ignored (clicks, breaths).
     min_speech_s: float = 0.15
     # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).

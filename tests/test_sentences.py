@@ -25,7 +25,7 @@ def stream(text: str, step: int = 1, **options: int) -> list[tuple[int, str]]:
         ("It is 3.5 degrees. Cold.", ["It is 3.5 degrees.", "Cold."]),
         ("The meeting is at 10:30. See you.", ["The meeting is at 10:30.", "See you."]),
         ("Mr. Smith called Dr. Jones. Done.", ["Mr. Smith called Dr. Jones.", "Done."]),
-        ("Bring fruit, e.g. apples. Thanks.", ["Bring fruit, e.g. apples.", "Thanks."]),
+        ("Bring fruits, e.g. apples. Thanks.", ["Bring fruits,", "e.g. apples.", "Thanks."]),
         ("Use i.e. this one. Ok.", ["Use i.e. this one.", "Ok."]),
         ("J. R. R. Tolkien wrote it. Yes.", ["J. R. R. Tolkien wrote it.", "Yes."]),
         ("It opens at 5 p.m. today. Come.", ["It opens at 5 p.m. today.", "Come."]),
@@ -60,7 +60,8 @@ def test_first_clause_may_end_at_a_comma_when_long_enough() -> None:
 
 
 def test_short_first_clause_does_not_split_at_comma() -> None:
-    assert split_clauses("Sure, I can help with that.") == ["Sure, I can help with that."]
+    assert split_clauses("Sure, I can do that.") == ["Sure, I can do that."]
+    assert split_clauses("Sure: it is done.") == ["Sure: it is done."]
     assert split_clauses("Sure, ok", first_comma_chars=4) == ["Sure,", "ok"]
 
 
@@ -115,9 +116,14 @@ def test_flush_and_reset() -> None:
 
 
 def test_a_long_first_sentence_is_cut_before_a_phrase_word() -> None:
+    # Words after a comma too short to cut at still count, and so do words after an initial.
+    assert split_clauses("Sure, I'd be happy to book it for you.") == ["Sure, I'd be happy", "to book it for you."]
+    assert split_clauses('"Space Odyssey" by James H. Miller is a classic.') == [
+        '"Space Odyssey" by James H. Miller', "is a classic."]
+    assert split_clauses("Sure, here's a joke: why did it cross?") == ["Sure, here's a joke:", "why did it cross?"]
     assert split_clauses("The weather in San Francisco is sunny with a mild breeze today. It is warm.") == [
-        "The weather in San Francisco is sunny",
-        "with a mild breeze today.",
+        "The weather in San Francisco",
+        "is sunny with a mild breeze today.",
         "It is warm.",
     ]
     # Short first sentences, and later sentences, are never cut at phrase words.

@@ -150,6 +150,7 @@ class Conversation:
             min_speech_s=vcfg.min_speech_s,
             barge_in_speech_s=vcfg.barge_in_speech_s,
             endpoint_silence_s=vcfg.endpoint_silence_s,
+            pause_s=vcfg.pause_s,
             max_turn_s=vcfg.max_turn_s,
         )
         block = vad.frame_samples

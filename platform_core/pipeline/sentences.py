@@ -2,7 +2,7 @@
 
 A clause ends at ". ! ? ;" or a line break followed by whitespace (so "3.5", "10:30" and "e.g.x"
 never split), after closing quotes or brackets are taken along. The first clause may also end at
-", " once it is `first_comma_chars` long: the caller hears the answer start sooner. Later commas
+", " or ": " once it is `first_comma_chars` long: the caller hears the answer start sooner. Later commas
 do not split (many tiny TTS calls sound choppy). "." after a title or an initial (Mr., Dr., J.) or
 before a lowercase word (e.g. this, 5 p.m. today) is not an end. A long first sentence may also end
 before a phrase word ("and", "with", "in", ...) once it has `first_phrase_words` words, so the first
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 _ENDS = ".!?;\n"
+_FIRST_ONLY = ",:"  # also end the first clause, once it is long enough
 _CLOSERS = "\"')]}\u201d\u2019"
 # Never end a sentence: a name or number follows.
 _TITLES = frozenset(
@@ -35,7 +36,7 @@ _SPEAKABLE = re.compile(r"\w")
 
 
 class ClauseSplitter:
-    def __init__(self, *, first_comma_chars: int = 16, first_phrase_words: int = 6, max_chars: int = 240) -> None:
+    def __init__(self, *, first_comma_chars: int = 10, first_phrase_words: int = 4, max_chars: int = 240) -> None:
         self.first_comma_chars = first_comma_chars
         self.first_phrase_words = first_phrase_words
         self.max_chars = max_chars  # a run-on clause is cut at its last space beyond this
@@ -69,31 +70,39 @@ class ClauseSplitter:
 
     def _next_clause(self) -> str | None:
         buf = self._buf
-        if self._emitted == 0 and (cut := self._phrase_cut()):
+        end, pending = self._first_boundary()
+        limit = end or pending or len(buf)  # a phrase cut must come before the first sentence end
+        if self._emitted == 0 and (cut := self._phrase_cut(limit)):
             clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
             return clause
-        i = self._pos
-        while i < len(buf):
-            ch = buf[i]
-            if ch in _ENDS or (ch == "," and self._emitted == 0):
-                verdict = self._boundary(i)
-                if verdict is None:  # cannot tell yet: wait for more text
-                    self._pos = i
-                    return None
-                if verdict:
-                    clause, self._buf, self._pos = buf[:verdict], buf[verdict:], 0
-                    return clause
-            i += 1
-        self._pos = len(buf)
-        if len(buf) > self.max_chars and (cut := buf.rfind(" ", 0, self.max_chars)) > 0:
+        if end:
+            clause, self._buf, self._pos = buf[:end], buf[end:], 0
+            return clause
+        if pending is None and len(buf) > self.max_chars and (cut := buf.rfind(" ", 0, self.max_chars)) > 0:
             clause, self._buf, self._pos = buf[:cut], buf[cut:], 0
             return clause
         return None
 
-    def _phrase_cut(self) -> int:
-        """Where to cut a long first sentence (before a phrase word that comes before any punctuation), or 0."""
-        first_mark = next((i for i, ch in enumerate(self._buf) if ch in _ENDS or ch == ","), len(self._buf))
-        words = list(re.finditer(r"\S+(?=\s)", self._buf[:first_mark]))  # complete words only
+    def _first_boundary(self) -> tuple[int, int | None]:
+        """(end of the first clause, or 0; where an undecided mark waits for more text, or None)."""
+        buf = self._buf
+        i = self._pos
+        while i < len(buf):
+            ch = buf[i]
+            if ch in _ENDS or (ch in _FIRST_ONLY and self._emitted == 0):
+                verdict = self._boundary(i)
+                if verdict is None:  # cannot tell yet: wait for more text
+                    self._pos = i
+                    return 0, i
+                if verdict:
+                    return verdict, None
+            i += 1
+        self._pos = len(buf)
+        return 0, None
+
+    def _phrase_cut(self, limit: int) -> int:
+        """Where to cut a long first sentence (before a phrase word, within `limit`), or 0."""
+        words = list(re.finditer(r"\S+(?=\s)", self._buf[:limit]))  # complete words only
         for n, word in enumerate(words):
             if n >= self.first_phrase_words and word.group().lower() in _PHRASE_STARTS:
                 return word.start()
@@ -112,7 +121,7 @@ class ClauseSplitter:
             return None
         if not buf[j].isspace():
             return 0
-        if ch == ",":
+        if ch in _FIRST_ONLY:
             return j if len(buf[:i].strip()) >= self.first_comma_chars else 0
         if ch == ".":
             return self._period(i, j)

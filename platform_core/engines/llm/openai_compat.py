@@ -169,6 +169,10 @@ def _parse_sse_line(line: str) -> str:
         raise LLMError(f"Malformed stream chunk from the LLM server: {data[:200]}") from exc
     if "error" in chunk:
         raise LLMError(f"LLM server error: {chunk['error']}")
+    if isinstance(timings := chunk.get("timings"), dict):  # llama.cpp's own account, in the last chunk
+        log.info("llm: prompt %s tokens in %.0f ms (%s cached), %s tokens generated in %.0f ms",
+                 timings.get("prompt_n"), timings.get("prompt_ms", 0), timings.get("cache_n"),
+                 timings.get("predicted_n"), timings.get("predicted_ms", 0))
     choices = chunk.get("choices") or []
     if not choices:
         return ""
