@@ -78,6 +78,9 @@ class VoiceLoopConfig:
     endpoint_silence_s: float = 0.3
     # Silence after which transcription starts speculatively (kept if the turn ends with no more speech).
     pause_s: float = 0.1
+    # While the caller speaks, the words so far are shown every this often (0 = never). Such a
+    # transcription gives way to the turn's own (at most ~0.2 s, whisper's encoder) if they collide.
+    partial_every_s: float = 1.2
     # Speech shorter than this is ignored (clicks, breaths).
     min_speech_s: float = 0.15
     # Caller speech that interrupts the agent (must stay well under the 200 ms barge-in budget).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import time
 from collections.abc import Iterator
@@ -139,3 +140,27 @@ def test_damaged_ggml_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     assert "not all tensors loaded" in str(info.value) and "prepare-models" in info.value.hint
     with pytest.raises(EngineUnavailable, match="not a whisper"):
         WhisperCppSTT(Path(__file__))
+
+
+async def test_a_partial_transcription_gives_way_to_a_turns_own(tiny: WhisperCppSTT) -> None:
+    from platform_core.engines.runner import Engines
+
+    # Only the STT worker is exercised; the other engines are not needed for it.
+    engines = Engines(stt=tiny, tts=None, llm=None, vad_factory=SileroVAD)  # type: ignore[arg-type]
+    question = speech_16k(QUESTION)
+    assert {"weather", "san", "francisco"} <= set(words(await engines.transcribe_partial(question) or ""))
+
+    partial = asyncio.ensure_future(engines.transcribe_partial(speech_16k(LONG)))
+    await asyncio.sleep(0.05)  # the partial is running on the worker
+    asked = time.monotonic()
+    final = await engines.transcribe(question)
+    waited = time.monotonic() - asked
+    assert await partial is None  # it gave up for the turn's transcription
+    assert {"weather", "san", "francisco"} <= set(words(final))
+    print(f"turn transcription behind a partial: {waited * 1000:.0f} ms")
+
+    # While a turn's transcription runs, a partial is not even started.
+    final_task = asyncio.ensure_future(engines.transcribe(question))
+    await asyncio.sleep(0)
+    assert await engines.transcribe_partial(question) is None
+    await final_task

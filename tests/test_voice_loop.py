@@ -69,3 +69,18 @@ async def test_wrong_api_key_is_refused_with_a_reason(platform_server: RunningPl
 
     with pytest.raises(CallError, match=r"(?i)api key"):
         await place_call(platform_server.url, None, text="hello", api_key="not-the-key")
+
+
+async def test_the_words_so_far_show_while_the_caller_speaks(platform_server: RunningPlatform, tmp_path: Path) -> None:
+    said = "Could you please tell me what the weather will be like in Lisbon tomorrow morning?"
+    question = speech_wav(tmp_path, said)
+    report = await place_call(platform_server.url, None, input_wav=question, api_key=platform_server.api_key)
+    turn = report["turns"][0]
+    final = words(turn["user_text"])
+    assert {"weather", "lisbon"} <= final, turn["user_text"]
+    # At least one partial transcript came while the caller was still speaking, and it is the start
+    # of what they said.
+    print("partials:", turn["user_partials"], "final:", turn["user_text"])
+    assert turn["user_partials"], turn
+    first = words(turn["user_partials"][0])
+    assert first and len(first & final) / len(first) >= 0.6, (turn["user_partials"], turn["user_text"])

@@ -44,6 +44,7 @@ class CallTracker:
     tool_calls: dict[tuple[Any, str], dict[str, Any]] = field(default_factory=dict)  # (turn, call id)
     errors: list[dict[str, Any]] = field(default_factory=list)
     user_text: dict[int, str] = field(default_factory=dict)  # final transcripts, for unfinished turns
+    user_partials: dict[int, list[str]] = field(default_factory=dict)  # words shown while the caller spoke
     agent_text: dict[int, str] = field(default_factory=dict)  # clauses handed to TTS so far
     vad_speaking: bool = False
     agent_speaking: bool = False
@@ -63,6 +64,9 @@ class CallTracker:
             self.agent_speaking = bool(event["speaking"])
         elif kind == "ErrorOccurred":
             self.errors.append(event)
+        elif kind == "TranscriptPartial":
+            self.user_partials.setdefault(int(event["turn_id"]), []).append(str(event.get("text", "")))
+            return
         elif kind == "TranscriptFinal":
             self.user_text[int(event["turn_id"])] = str(event.get("text", ""))
             return
@@ -266,6 +270,7 @@ def _build_report(
                 "turn_id": turn_id,
                 "user_text": (done or {}).get("user_text", tracker.user_text.get(turn_id, "")),
                 "agent_text": (done or {}).get("agent_text", tracker.agent_text.get(turn_id, "")),
+                "user_partials": tracker.user_partials.get(turn_id, []),
                 "interrupted": bool((done or {}).get("interrupted", False)),
                 "completed": done is not None,
                 "tool_calls": calls,

@@ -7,7 +7,7 @@ streams over HTTP, even the embedded llama.cpp server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -32,8 +32,10 @@ class VoiceActivityDetector(Protocol):
 class SpeechToText(Protocol):
     sample_rate: int  # the rate `transcribe` expects (16 kHz)
 
-    def transcribe(self, audio: FloatAudio) -> str:
-        """Text of one utterance. Blocking and CPU-heavy: call from a worker thread."""
+    def transcribe(self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None) -> str:
+        """Text of one utterance. Blocking and CPU-heavy: call from a worker thread.
+
+        `should_abort`, polled while decoding, gives up early (the result is then meaningless)."""
         ...
 
     def close(self) -> None: ...

@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from platform_core.engines.base import (
     FloatAudio,
@@ -36,9 +37,38 @@ class Engines:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tts"), repr=False
     )
 
+    _stt_busy: int = field(default=0, repr=False)  # transcriptions queued or running
+    _final_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
+
     async def transcribe(self, audio: FloatAudio) -> str:
+        """The text of a turn. A partial transcription in progress gives way to it."""
+        self._final_waiting.set()
+        return await self._run_stt(self._final, audio)
+
+    async def transcribe_partial(self, audio: FloatAudio) -> str | None:
+        """Text of speech still going on, for display; None when the worker is busy or it gave way."""
+        if self._stt_busy:
+            return None  # a turn's transcription comes first; this one would only delay it
+        text: str | None = await self._run_stt(self._partial, audio)
+        return text
+
+    def _final(self, audio: FloatAudio) -> str:
+        self._final_waiting.clear()
+        return self.stt.transcribe(audio)
+
+    def _partial(self, audio: FloatAudio) -> str | None:
+        if self._final_waiting.is_set():
+            return None
+        text = self.stt.transcribe(audio, should_abort=self._final_waiting.is_set)
+        return None if self._final_waiting.is_set() else text
+
+    async def _run_stt(self, job: Callable[[FloatAudio], str | None], audio: FloatAudio) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._stt_worker, self.stt.transcribe, audio)
+        self._stt_busy += 1
+        try:
+            return await loop.run_in_executor(self._stt_worker, job, audio)
+        finally:
+            self._stt_busy -= 1
 
     async def synthesize(self, text: str) -> AsyncIterator[Int16Audio]:
         """Chunks of `text` as they are synthesized; stops the worker early when the consumer goes away."""

@@ -8,7 +8,6 @@ the rest of the answer, and keeps in the history only the words that were played
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from platform_core.events import (
     ConversationStateChanged,
     ErrorOccurred,
     MetricMeasured,
+    TranscriptPartial,
     TurnCompleted,
     TurnStarted,
     VadStateChanged,
@@ -72,7 +72,7 @@ class Conversation:
         self.track = AgentAudioTrack(self.queue)
         self.responder = Responder(self, engines)
         self._engines = engines
-        self._turn_ids = itertools.count(1)
+        self._next_turn_id = 1
         self._turns: dict[int, Turn] = {}
         self._current: tuple[Turn, asyncio.Task[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,6 +160,8 @@ class Conversation:
         pending = np.zeros(0, dtype=np.int16)
         # Transcription started at a pause: (the speech end it covers, its task).
         early: tuple[float, asyncio.Future[str]] | None = None
+        partial: asyncio.Task[None] | None = None  # the words so far, for display
+        partial_after_s = vcfg.partial_every_s
 
         def utterance(started_at: float) -> Float32Array:
             start = started_at - PREROLL_S
@@ -184,6 +186,10 @@ class Conversation:
                 now = time.monotonic()
                 history.append((now, chunk))
                 probability = vad.speech_probability(to_float32(chunk))
+                speaking_for = now - detector.speech_start if detector.confirmed else 0.0
+                if partial_after_s and speaking_for >= partial_after_s and (partial is None or partial.done()):
+                    partial_after_s = speaking_for + vcfg.partial_every_s
+                    partial = self._spawn(self._transcribe_partial(utterance(detector.speech_start)))
                 for signal in detector.feed(probability, now, block_s):
                     if signal.kind == "barge_in":
                         self._interrupt("caller spoke", speech_started_at=signal.speech_started_at)
@@ -195,7 +201,9 @@ class Conversation:
                             early[1].cancel()
                         audio = utterance(signal.speech_started_at)
                         early = (signal.speech_ended_at, asyncio.ensure_future(self._engines.transcribe(audio)))
-                    elif signal.kind == "turn_ended":
+                    if signal.kind in ("turn_ended", "speech_discarded"):
+                        partial_after_s = vcfg.partial_every_s
+                    if signal.kind == "turn_ended":
                         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
                         transcript = None
                         if early is not None and early[0] == signal.speech_ended_at:
@@ -207,6 +215,14 @@ class Conversation:
                                          transcript=transcript)
         if self.state != "ended":
             self._spawn(self.close("caller's audio ended"))
+
+    async def _transcribe_partial(self, audio: Float32Array) -> None:
+        turn_id = self._next_turn_id
+        text = await self._engines.transcribe_partial(audio)
+        # None: the worker was busy, or the turn's own transcription took over. A turn that has
+        # started meanwhile has its final text already.
+        if text and turn_id == self._next_turn_id:
+            self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
 
     # --- turns ------------------------------------------------------------------------------------
 
@@ -225,7 +241,8 @@ class Conversation:
     def _start_turn(self, speech_ended_at: float, audio: Float32Array | None, text: str = "",
                     transcript: asyncio.Future[str] | None = None) -> None:
         self._interrupt("new turn")
-        turn = Turn(next(self._turn_ids), speech_ended_at, audio=audio, user_text=text, transcript=transcript)
+        turn = Turn(self._next_turn_id, speech_ended_at, audio=audio, user_text=text, transcript=transcript)
+        self._next_turn_id += 1
         now = time.monotonic()
         self.bus.publish(TurnStarted(conversation_id=self.conversation_id, turn_id=turn.turn_id,
                                      speech_ended_at=speech_ended_at))

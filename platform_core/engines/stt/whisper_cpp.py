@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ class WhisperCppSTT:
         needed = math.ceil(seconds * CTX_PER_SECOND) + CTX_MARGIN
         return min(max(self.audio_ctx, needed), FULL_AUDIO_CTX)
 
-    def transcribe(self, audio: FloatAudio) -> str:
+    def transcribe(self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None) -> str:
         """Text of one utterance (16 kHz mono float32). Blocking: call from a worker thread."""
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         if samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK:
@@ -193,6 +194,8 @@ class WhisperCppSTT:
                 # A cap on runaway repetition: speech is ~3-4 tokens per second.
                 max_tokens=int(seconds * 8) + 16,
                 extract_probability=True,
+                # whisper.cpp polls it between decoder steps (not inside the encoder, ~0.2 s on tiny.en).
+                abort_callback=should_abort,
             )
         kept = [s.text for s in segments if not s.probability < self.min_probability]  # NaN: keep
         return clean_transcript(" ".join(kept))
