@@ -115,13 +115,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 agent.wait(20)
             stop_platform(platform.process)
             time.sleep(0.5)  # the log reader thread writes the platform's last lines
-            stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls", platform.log_path.read_text())
+            stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?",
+                              platform.log_path.read_text())
     summary = {}
     for name in (*METRIC_NAMES, "tool_choice"):
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
         if values:
             summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
-    loop = {"worst_stall_ms": int(stall.group(1)), "stalls_over_50ms": int(stall.group(2))} if stall else {}
+    loop = {"worst_stall_ms": int(stall.group(1)), "stalls_over_50ms": int(stall.group(2)),
+            "worst_in": stall.group(3) or ""} if stall else {}
     return {"turns": turns, "summary": summary, "platform_peak_rss_mb": rss, "event_loop": loop}
 
 
@@ -139,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"platform peak RSS (with its llama.cpp process): {result['platform_peak_rss_mb']:.0f} MB")
     if result["event_loop"]:
         loop = result["event_loop"]
+        where = f", worst in {loop['worst_in']}" if loop["worst_in"] else ""
         print(f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "
-              f"{loop['stalls_over_50ms']} stalls over 50 ms")
+              f"{loop['stalls_over_50ms']} stalls over 50 ms{where}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -204,6 +204,7 @@ class LoopStall(Event):
     """The asyncio event loop was blocked for longer than the watchdog's threshold."""
 
     duration_s: float
+    where: str = ""  # the code the loop was stuck in, innermost frame first (sampled)
 
 
 PlatformEvent = (

@@ -65,7 +65,8 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         dog = platform.watchdog
         print(f"event loop: worst stall {dog.worst_s * 1000:.0f} ms, {dog.stalls} stalls over "
-              f"{dog.threshold_s * 1000:.0f} ms", flush=True)
+              f"{dog.threshold_s * 1000:.0f} ms" + (f" (worst in {dog.worst_where})" if dog.worst_where else ""),
+              flush=True)
         await platform.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ class OllamaLLM:
         self._client: ollama.AsyncClient | None = None
 
     async def start(self) -> None:
-        client = ollama.AsyncClient(host=self.host, timeout=self._timeout)
+        client = await asyncio.to_thread(ollama.AsyncClient, host=self.host, timeout=self._timeout)  # SSL set-up
         try:
             listed = await client.list()
         except (ConnectionError, httpx.HTTPError) as exc:
