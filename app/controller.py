@@ -40,6 +40,15 @@ if TYPE_CHECKING:  # aiortc and av take ~0.5 s to import: not before the window 
 log = logging.getLogger(__name__)
 
 
+def _load_audio() -> None:
+    """Import sounddevice (PortAudio scans the devices as it loads) before the first call, off the GUI
+    thread: on the first Call press it froze the window for 110-160 ms. A failure is explained at the call."""
+    from app.audio_io import AudioDeviceError, _sounddevice
+
+    with contextlib.suppress(AudioDeviceError):
+        _sounddevice()
+
+
 class Call:
     """One live call: its client, audio ends, recorder and mouth-to-ear meter."""
 
@@ -132,6 +141,7 @@ class AppController(QObject):
                                      "Reinstall with `make setup`; the app still opens saved conversations.")
             return False
         self.platform = module.Platform(self.config, bus=self.bus)
+        self._spawn(asyncio.to_thread(_load_audio))
         try:
             await self.platform.start(wait_for_engines=False)
         except module.PlatformError as exc:

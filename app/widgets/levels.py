@@ -62,9 +62,16 @@ class LevelsPanel(QWidget):
         )
         self.plot.addItem(self.vad_band)
         self.plot.addItem(self.agent_band)
-        self.caller_curve = self.plot.plot(pen=pg.mkPen(CALLER_COLOR, width=2), name="microphone")
-        self.agent_curve = self.plot.plot(pen=pg.mkPen(AGENT_COLOR, width=2), name="agent voice")
+        # 1-px pens: Qt's raster engine strokes a 2-px polyline ~3x slower (2.5 ms per curve per frame).
+        # Bare curves (no PlotDataItem wrapper): levels are finite, and the wrapper re-scans them per frame.
+        self.caller_curve = pg.PlotCurveItem(pen=pg.mkPen(CALLER_COLOR, width=1), name="microphone",
+                                             skipFiniteCheck=True)
+        self.agent_curve = pg.PlotCurveItem(pen=pg.mkPen(AGENT_COLOR, width=1), name="agent voice",
+                                            skipFiniteCheck=True)
+        self.plot.addItem(self.caller_curve)
+        self.plot.addItem(self.agent_curve)
         self.turn_lines: list[pg.InfiniteLine] = []
+        self._line_texts = [""] * MAX_TURN_LINES  # a label's text is laid out again on every setText
         for _ in range(MAX_TURN_LINES):
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), style=pg.QtCore.Qt.PenStyle.DashLine))
             line.label = pg.InfLineLabel(line, text="", position=0.92)
@@ -109,9 +116,11 @@ class LevelsPanel(QWidget):
         agent = m.agent_speaking[-50:] if self.live else m.agent_speaking
         self.agent_band.setData(*_band(agent, -20.0, -10.0, now, t0))
         turns = [(at, tid) for at, tid in m.turns if not self.live or at >= now - self.window_s]
-        for line, (at, tid) in zip(self.turn_lines, turns[-MAX_TURN_LINES:], strict=False):
+        for i, (line, (at, tid)) in enumerate(zip(self.turn_lines, turns[-MAX_TURN_LINES:], strict=False)):
             line.setValue(at - t0)
-            line.label.setText(f"turn {tid}")
+            if self._line_texts[i] != (text := f"turn {tid}"):
+                self._line_texts[i] = text
+                line.label.setText(text)
             line.show()
         for line in self.turn_lines[len(turns[-MAX_TURN_LINES:]) :]:
             line.hide()
