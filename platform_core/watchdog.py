@@ -17,7 +17,8 @@ from platform_core.bus import EventBus
 from platform_core.events import LoopStall
 
 _SAMPLE_EVERY_S = 0.01
-_OWN_FILES = ("asyncio/", "qasync/", "selectors.py", "threading.py")
+# Frames that only say "the loop was running" or "something was being imported": the caller is news.
+_OWN_FILES = ("asyncio/", "qasync/", "selectors.py", "threading.py", "<frozen ")
 
 
 class LoopWatchdog:
