@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from platform_core.config import PlatformConfig
@@ -17,22 +16,13 @@ from tests.speech import speak
 pytestmark = pytest.mark.slow
 
 
-class ScriptedMicrophone(PacedAudioTrack):
-    """A microphone that says things when the test tells it to (silence otherwise)."""
-
-    def say(self, pcm: np.ndarray) -> None:
-        # Replace whatever is not yet played with `pcm`, starting at the next frame.
-        self._samples = np.concatenate([self._samples[: self._pts], np.zeros(max(0, self._pts - len(self._samples)),
-                                                                             np.int16), pcm])
-
-
 async def test_caller_interrupts_a_long_answer() -> None:
     config = PlatformConfig()
     config.server.port = 0
     config.default_agent.system_prompt = "You are a storyteller. Tell long, detailed stories."
     platform = Platform(config)
     await platform.start()
-    mic = ScriptedMicrophone()
+    mic = PacedAudioTrack()  # silent until the test makes it say something
     client = CallClient(platform.url, source=mic)
     generated: list[str] = []
     platform.bus.subscribe(lambda e: generated.append(e.text)

@@ -7,7 +7,6 @@ platform, so barge-in can keep only the words that were heard.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from platform_core.audio import FRAME_SAMPLES, WEBRTC_RATE, Int16Array, pcm_to_frame
+from platform_core.transport.pacing import FramePacer
 
 
 @dataclass
@@ -100,19 +100,10 @@ class AgentAudioTrack(MediaStreamTrack):
     def __init__(self, queue: PlaybackQueue) -> None:
         super().__init__()
         self.queue = queue
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME_SAMPLES
-            wait = self._start + self._pts / WEBRTC_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.2:  # fell far behind (a stalled loop): re-anchor instead of bursting
-                self._start = time.monotonic() - self._pts / WEBRTC_RATE
-        return pcm_to_frame(self.queue.next_frame(), WEBRTC_RATE, self._pts)
+        pts = await self._pacer.next_frame()
+        return pcm_to_frame(self.queue.next_frame(), WEBRTC_RATE, pts)

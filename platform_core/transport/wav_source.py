@@ -8,7 +8,6 @@ track keeps sending silence (a real microphone never stops), and `finished` is s
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from pathlib import Path
 
@@ -17,9 +16,10 @@ import av.error
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-SAMPLE_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what aiortc's Opus encoder expects
-_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+from platform_core.audio import FRAME_SAMPLES, WEBRTC_RATE, pcm_to_frame
+from platform_core.transport.pacing import FramePacer
+
+SAMPLE_RATE = WEBRTC_RATE  # 48 kHz mono int16 20 ms frames: what aiortc's Opus encoder expects
 _FORMATS_HINT = (
     "Use a WAV file (PCM 8/16/24/32-bit or float, any sample rate, mono or stereo); "
     "FLAC, OGG/Opus and MP3 files also work."
@@ -66,15 +66,25 @@ class PacedAudioTrack(MediaStreamTrack):
     def __init__(self, samples: np.ndarray | None = None) -> None:
         super().__init__()
         self._samples = samples if samples is not None else np.zeros(0, np.int16)
-        self._pts = 0
-        self._start: float | None = None
-        self.started_at: float | None = None  # time.monotonic() of the first frame
+        self._pacer = FramePacer(SAMPLE_RATE, FRAME_SAMPLES)
         self.finished_at: float | None = None  # time.monotonic() when the samples had been played
         self.finished = asyncio.Event()
 
     @property
     def samples(self) -> np.ndarray:
         return self._samples
+
+    def say(self, pcm: np.ndarray) -> None:
+        """Play `pcm` from the next frame on, instead of whatever was not played yet."""
+        played = self._samples[: self._pacer.position]
+        gap = np.zeros(max(0, self._pacer.position - played.size), np.int16)
+        self._samples = np.concatenate([played, gap, pcm])
+        self.finished.clear()
+
+    @property
+    def started_at(self) -> float | None:
+        """time.monotonic() of the first frame."""
+        return self._pacer.started_at
 
     @property
     def duration_s(self) -> float:
@@ -83,26 +93,14 @@ class PacedAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = self.started_at = now
-        else:
-            # Pace by timestamps, not by sleeping 20 ms each time, so the clock never drifts.
-            wait = self._start + self._pts / SAMPLE_RATE - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-        chunk = self._samples[self._pts : self._pts + FRAME_SAMPLES]
+        pts = await self._pacer.next_frame()
+        chunk = self._samples[pts : pts + FRAME_SAMPLES]
         if chunk.size < FRAME_SAMPLES:
-            if self._pts >= self._samples.size and not self.finished.is_set():
+            if pts >= self._samples.size and not self.finished.is_set():
                 self.finished_at = time.monotonic()
                 self.finished.set()
             chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - chunk.size, np.int16)])
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = _TIME_BASE
-        self._pts += FRAME_SAMPLES
-        return frame
+        return pcm_to_frame(chunk, SAMPLE_RATE, pts)
 
 
 class SilenceSource(PacedAudioTrack):
