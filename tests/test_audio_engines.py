@@ -15,7 +15,8 @@ from platform_core.engines.base import EngineUnavailable
 from platform_core.engines.stt.whisper_cpp import WhisperCppSTT, clean_transcript
 from platform_core.engines.vad.silero import SileroVAD
 from platform_core.models import ensure_model, resolve_stt_model
-from tests.audio_fixtures import piper_voice, speech_16k, words
+from tests.speech import piper_voice, speech_16k
+from tests.speech import word_list as words
 
 QUESTION = "What is the weather in San Francisco?"
 LONG = (

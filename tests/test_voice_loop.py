@@ -77,7 +77,7 @@ async def test_the_words_so_far_show_while_the_caller_speaks(platform_server: Ru
     report = await place_call(platform_server.url, None, input_wav=question, api_key=platform_server.api_key)
     turn = report["turns"][0]
     final = words(turn["user_text"])
-    assert {"weather", "lisbon"} <= final, turn["user_text"]
+    assert {"weather", "tomorrow"} <= final, turn["user_text"]
     # At least one partial transcript came while the caller was still speaking, and it is the start
     # of what they said.
     print("partials:", turn["user_partials"], "final:", turn["user_text"])
