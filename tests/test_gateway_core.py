@@ -213,6 +213,7 @@ def test_disconnect_turns_pending_calls_into_errors_at_once() -> None:
     assert any(isinstance(e, Publish) and isinstance(e.event, AgentDisconnected) for e in effects)
     failed, _ = core.start_call("c1", "get_weather", {"location": "x"}, None, 2.0)
     assert isinstance(failed, ToolOutcome) and "disconnected" in (failed.error or "")
+    assert core.tools_for("c1") == []  # the LLM is no longer offered the vanished agent's tools
 
 
 def test_reregistration_routes_later_calls_to_the_new_connection() -> None:
@@ -224,6 +225,7 @@ def test_reregistration_routes_later_calls_to_the_new_connection() -> None:
         new, frame("register_conversation_tools", {"conversation_id": "c1", "tools": [WEATHER]}), 2.0
     )
     assert [m for m in sent(effects) if m[3] == "conversation_lifecycle"] == []  # a reconnect: no 2nd start
+    assert [t.name for t in core.tools_for("c1")] == ["get_weather"]
     pending, effects = call(core, now=3.0)
     assert pending.connection_id == new and sent(effects, new)
 

@@ -231,8 +231,10 @@ class GatewayCore:
         return effects
 
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
+        """The tools the LLM may choose now: only those whose agent is connected (a reconnecting agent
+        registers again; until then, offering its tools would spend a tool-choice pass on an error)."""
         conversation = self.conversations.get(conversation_id)
-        return [r.spec for r in conversation.routes.values()] if conversation else []
+        return [r.spec for r in conversation.routes.values() if r.connection_id] if conversation else []
 
     # --- calls -----------------------------------------------------------------------------------------
 
