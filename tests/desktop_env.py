@@ -16,14 +16,16 @@ they die as with a real unplug (with other devices left, PulseAudio moves the st
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +252,28 @@ def screenshot_x(display: str, out_png: Path) -> None:
         ["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=20
     )
     subprocess.run(["convert", "xwd:-", str(out_png)], input=xwd.stdout, check=True, timeout=30)
+
+
+def run_scenario(studio: Any, scenario: Callable[[], Awaitable[None]], seen: dict[str, Any], out: Path,
+                 failure_png: Path, on_failure: Callable[[], None] | None = None) -> int:
+    """Run a driver's scenario on the app's loop (in the app's process) and write what it saw as JSON.
+
+    A failure is recorded in `seen["failure"]` with a screenshot of the window; the app always shuts down."""
+
+    async def main() -> None:
+        try:
+            await scenario()
+        except Exception as exc:
+            seen["failure"] = f"{type(exc).__name__}: {exc}"
+            if on_failure is not None:
+                on_failure()
+            failure_png.parent.mkdir(exist_ok=True)
+            studio.window.grab().save(str(failure_png))
+        finally:
+            await studio.controller.shutdown()
+            studio.window.close()
+        out.write_text(json.dumps(seen, indent=1, default=str))
+
+    with studio.loop:
+        studio.loop.run_until_complete(main())
+    return 0

@@ -212,21 +212,8 @@ def driver(argv: list[str]) -> int:
     studio = build(parse_args(["--port", str(args.port)]))
     result: dict[str, Any] = {}
 
-    async def main() -> None:
-        try:
-            await _scenario(studio, args, result)
-        except Exception as exc:
-            result["failure"] = f"{type(exc).__name__}: {exc}"
-            ARTIFACTS.mkdir(exist_ok=True)
-            studio.window.grab().save(str(ARTIFACTS / "app_e2e_failure.png"))
-        finally:
-            await studio.controller.shutdown()
-            studio.window.close()
-        args.out.write_text(json.dumps(result, indent=1, default=str))
-
-    with studio.loop:
-        studio.loop.run_until_complete(main())
-    return 0
+    return desktop_env.run_scenario(studio, lambda: _scenario(studio, args, result), result, args.out,
+                                    ARTIFACTS / "app_e2e_failure.png")
 
 
 if __name__ == "__main__":

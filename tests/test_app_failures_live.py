@@ -246,22 +246,11 @@ def driver(argv: list[str]) -> int:
     seen: dict[str, Any] = {"case": args.case}
     scenario = {"unplug": _unplug, "agent": _agent}[args.case]
 
-    async def main() -> None:
-        try:
-            await scenario(studio, seen)
-        except Exception as exc:
-            seen["failure"] = f"{type(exc).__name__}: {exc}"
-            seen.setdefault("event_log", _event_log(studio) if studio.window.panels else "")
-            ARTIFACTS.mkdir(exist_ok=True)
-            studio.window.grab().save(str(ARTIFACTS / f"app_{args.case}_failure.png"))
-        finally:
-            await studio.controller.shutdown()
-            studio.window.close()
-        args.out.write_text(json.dumps(seen, indent=1, default=str))
+    def log_what_was_seen() -> None:
+        seen.setdefault("event_log", _event_log(studio) if studio.window.panels else "")
 
-    with studio.loop:
-        studio.loop.run_until_complete(main())
-    return 0
+    return desktop_env.run_scenario(studio, lambda: scenario(studio, seen), seen, args.out,
+                                    ARTIFACTS / f"app_{args.case}_failure.png", log_what_was_seen)
 
 
 if __name__ == "__main__":
