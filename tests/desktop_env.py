@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -277,3 +278,13 @@ def run_scenario(studio: Any, scenario: Callable[[], Awaitable[None]], seen: dic
     with studio.loop:
         studio.loop.run_until_complete(main())
     return 0
+
+
+def start_seed_agent(controller: Any) -> subprocess.Popen[bytes]:
+    """The seed agent in its own process, connected to the app's embedded platform."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("conversimple-agent")), "run", "resources/agents/seed_agent.py",
+         "--url", controller.platform.gateway_url, "--api-key", controller.config.server.api_key],
+        cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )

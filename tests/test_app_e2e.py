@@ -146,11 +146,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     assert await controller.start_platform(), "the platform did not start"
     await _until(lambda: controller.ready, 200, "engines to load")
     result["engines_ready_s"] = time.monotonic() - t0
-    agent = subprocess.Popen(
-        [str(Path(sys.executable).with_name("conversimple-agent")), "run", "resources/agents/seed_agent.py",
-         "--url", controller.platform.gateway_url, "--api-key", controller.config.server.api_key],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    agent = desktop_env.start_seed_agent(controller)
     try:
         await _until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))

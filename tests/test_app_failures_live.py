@@ -201,11 +201,7 @@ async def _unplug(studio: Any, seen: dict[str, Any]) -> None:
 async def _agent(studio: Any, seen: dict[str, Any]) -> None:
     window, controller, session = studio.window, studio.controller, studio.session
     await _start(studio)
-    agent = subprocess.Popen(
-        [str(Path(sys.executable).with_name("conversimple-agent")), "run", "resources/agents/seed_agent.py",
-         "--url", controller.platform.gateway_url, "--api-key", controller.config.server.api_key],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    agent = desktop_env.start_seed_agent(controller)
     try:
         await _until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))
