@@ -72,8 +72,11 @@ class SettingsDialog(QDialog):
         form = QFormLayout(w)
         self.stt_model = QLineEdit(c.engines.stt_model)
         self.stt_threads = QSpinBox()
-        self.stt_threads.setRange(1, 64)
+        self.stt_threads.setRange(0, 64)
+        self.stt_threads.setSpecialValueText("auto")  # 0: see engine_threads
         self.stt_threads.setValue(c.engines.stt_threads)
+        self.take_turns = QCheckBox("Engines take turns on the CPU (the LLM pauses while the voice speaks)")
+        self.take_turns.setChecked(c.engines.take_turns)
         self.llm = QComboBox()
         self.llm.addItems(["embedded", "ollama", "openai"])
         self.llm.setCurrentText(c.engines.llm)
@@ -85,6 +88,7 @@ class SettingsDialog(QDialog):
         self.tts_voice = QLineEdit(c.engines.tts_voice)
         form.addRow("Speech-to-text model", self.stt_model)
         form.addRow("Speech-to-text threads", self.stt_threads)
+        form.addRow("", self.take_turns)
         form.addRow("Language model engine", self.llm)
         form.addRow("Language model", self.llm_model)
         form.addRow("Language model server URL", self.llm_url)
@@ -173,6 +177,7 @@ class SettingsDialog(QDialog):
         e, v, s = self.config.engines, self.config.voice, self.config.server
         e.stt_model = self.stt_model.text().strip() or e.stt_model
         e.stt_threads = self.stt_threads.value()
+        e.take_turns = self.take_turns.isChecked()
         e.llm = self.llm.currentText()  # type: ignore[assignment]
         e.llm_model = self.llm_model.text().strip() or e.llm_model
         e.llm_url = self.llm_url.text().strip()

@@ -115,8 +115,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 agent.wait(20)
             stop_platform(platform.process)
             time.sleep(0.5)  # the log reader thread writes the platform's last lines
+            log_text = platform.log_path.read_text()
+            Path(args.out).with_suffix(".platform.log").write_text(log_text)  # llama.cpp timings, stalls
             stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?",
-                              platform.log_path.read_text())
+                              log_text)
     summary = {}
     for name in (*METRIC_NAMES, "tool_choice"):
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's auto)")
     args = parser.parse_args(argv)
     print("columns (ms): " + " ".join((*METRIC_NAMES, "tool_choice")))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))
     print(f"\n{'metric':22} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")
     for name, s in result["summary"].items():

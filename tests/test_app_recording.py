@@ -129,6 +129,8 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     dialog.api_keys.setText("k1=acme, k2=globex")
     dialog.input_device.setCurrentText("vmic")
     dialog.push_to_talk.setChecked(True)
+    dialog.take_turns.setChecked(False)
+    assert dialog.stt_threads.text() == "auto"  # 0 is shown as auto, and kept
     assert config.server.port == 8765  # nothing changes before OK
     dialog.apply()
     save_settings(config, tmp_path / "settings.json")
@@ -137,6 +139,7 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     assert again.server.port == 9100 and again.voice.endpoint_silence_s == pytest.approx(0.6)
     assert again.voice.vad_threshold == pytest.approx(0.35) and again.engines.llm_model == "my-model"
     assert again.server.customers() == {"k1": "acme", "k2": "globex"}
+    assert again.engines.stt_threads == 0 and again.engines.take_turns is False
     assert load_app_settings(tmp_path / "app.json") == AppSettings(input_device="vmic", push_to_talk=True)
 
 

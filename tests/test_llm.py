@@ -166,3 +166,114 @@ def test_sse_parsing() -> None:
     with pytest.raises(LLMError, match="boom"):
         _parse_sse_line('data: {"error": {"message": "boom"}}')
     assert _root_url(" http://x:8080/v1/ ") == "http://x:8080"
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of a process: R running, S sleeping, T stopped, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def settled_state(pid: int, timeout: float = 1.0) -> str:
+    """The state once a stop or continue signal has been delivered (that takes a moment)."""
+    deadline = time.monotonic() + timeout
+    state = process_state(pid)
+    while state in "RD" and time.monotonic() < deadline:
+        time.sleep(0.005)
+        state = process_state(pid)
+    return state
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_paused_server_generates_nothing_until_resumed(llm: EmbeddedLlamaLLM) -> None:
+    import asyncio
+
+    assert llm.server_pid is not None
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for delta in llm.stream_chat([ChatMessage("user", "Count from one to twenty in words.")],
+                                           max_tokens=60):
+            received.append(delta)
+
+    reader = asyncio.ensure_future(consume())
+    while not received:
+        await asyncio.sleep(0.01)
+    llm.pause()
+    llm.pause()  # nested: e.g. two conversations synthesizing at once
+    try:
+        assert settled_state(llm.server_pid) == "T"
+        await asyncio.sleep(0.3)  # deltas already in the socket may still arrive
+        so_far = len(received)
+        await asyncio.sleep(1.0)
+        assert len(received) == so_far and not reader.done()
+        llm.resume()
+        assert process_state(llm.server_pid) == "T"  # one pause is still held
+    finally:
+        llm.resume()
+    await asyncio.sleep(0.05)
+    assert process_state(llm.server_pid) != "T"
+    await asyncio.wait_for(reader, 30)
+    assert len(received) > so_far, "the reply went on after resume()"
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_taking_turns_pauses_the_llm_while_piper_speaks(llm: EmbeddedLlamaLLM) -> None:
+    import threading
+
+    from platform_core.engines.runner import Engines
+    from platform_core.engines.vad.silero import SileroVAD
+    from tests.speech import piper_voice
+
+    states: list[str] = []
+    done = threading.Event()
+
+    def watch(pid: int) -> None:
+        while not done.is_set():
+            states.append(process_state(pid))
+            time.sleep(0.002)
+
+    assert llm.server_pid is not None
+    for take_turns in (True, False):
+        engines = Engines(stt=None, tts=piper_voice(), llm=llm, vad_factory=SileroVAD,  # type: ignore[arg-type]
+                          take_turns=take_turns)
+        states.clear()
+        done.clear()
+        watcher = threading.Thread(target=watch, args=(llm.server_pid,))
+        watcher.start()
+        chunks = [chunk async for chunk in engines.synthesize("The engines take turns on the CPU. One at a time.")]
+        done.set()
+        watcher.join()
+        assert chunks
+        assert ("T" in states) is take_turns, states
+        time.sleep(0.05)
+        assert process_state(llm.server_pid) != "T"  # resumed after the synthesis
+
+
+def test_the_llm_server_dies_with_the_platform(tmp_path: Path) -> None:
+    """Even while paused (a stopped process never reads the EOF that normally ends it)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM\n"
+        "async def main():\n"
+        f"    llm = EmbeddedLlamaLLM(Path({str(model_path())!r}), threads=1)\n"
+        "    await llm.start()\n"
+        "    llm.pause()\n"
+        "    print(llm.server_pid, flush=True)\n"
+        "    os._exit(9)  # no clean-up: as if the platform crashed\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert parent.returncode == 9, parent.stderr
+    child = int(parent.stdout.strip())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and process_state(child) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or process_state(child) == "Z"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -32,10 +32,13 @@ class VoiceActivityDetector(Protocol):
 class SpeechToText(Protocol):
     sample_rate: int  # the rate `transcribe` expects (16 kHz)
 
-    def transcribe(self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None) -> str:
+    def transcribe(
+        self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None, *, threads: int | None = None
+    ) -> str:
         """Text of one utterance. Blocking and CPU-heavy: call from a worker thread.
 
-        `should_abort`, polled while decoding, gives up early (the result is then meaningless)."""
+        `should_abort`, polled while decoding, gives up early (the result is then meaningless).
+        `threads` overrides the engine's thread count for this call."""
         ...
 
     def close(self) -> None: ...
@@ -83,6 +86,17 @@ class LanguageModel(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PausableEngine(Protocol):
+    """An engine in its own process that can be paused, so other engines get its cores for a while."""
+
+    def pause(self) -> None:
+        """Stop computing until the matching resume(); calls nest."""
+        ...
+
+    def resume(self) -> None: ...
 
 
 class EngineUnavailable(RuntimeError):

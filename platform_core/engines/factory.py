@@ -24,13 +24,14 @@ Progress = Callable[[str, str, float | None], None]  # (component, message, frac
 def _load_stt(config: EngineConfig, progress: Progress) -> SpeechToText:
     path = resolve_stt_model(config.stt_model, lambda m, f: progress("stt", m, f))
     progress("stt", f"loading whisper.cpp ({path.name})", None)
-    return WhisperCppSTT(path, threads=engine_threads(config.stt_threads), audio_ctx=config.stt_audio_ctx)
+    threads = engine_threads(config.stt_threads, take_turns=config.take_turns)
+    return WhisperCppSTT(path, threads=threads, audio_ctx=config.stt_audio_ctx)
 
 
 def _load_tts(config: EngineConfig, progress: Progress) -> TextToSpeech:
     path = ensure_model(config.tts_voice, lambda m, f: progress("tts", m, f))
     progress("tts", f"loading Piper voice ({path.name})", None)
-    return PiperTTS(path, threads=engine_threads(config.tts_threads))
+    return PiperTTS(path, threads=engine_threads(config.tts_threads, take_turns=config.take_turns))
 
 
 def _check_vad() -> Callable[[], VoiceActivityDetector]:
@@ -58,4 +59,4 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     )
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
-    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory)
+    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns)

@@ -3,6 +3,12 @@
 whisper.cpp and Piper are not safe to call from two threads at once, and on a 2-core machine
 parallel calls would only slow each other down, so each engine gets a single dedicated worker;
 conversations queue for it.
+
+With `take_turns` the engines share the cores by priority instead of contending for them: the stage
+closest to the caller's ear goes first. While Piper synthesizes a clause (audio the caller is waiting
+for) the embedded LLM's process is paused; a partial transcription (display only) runs on one thread.
+Each engine then runs alone on every core, which on 2 cores beats running them side by side on one
+core each: ggml's threads wait for each other at every layer, so a busy core stalls them all.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from platform_core.engines.base import (
     FloatAudio,
     Int16Audio,
     LanguageModel,
+    PausableEngine,
     SpeechToText,
     TextToSpeech,
     VoiceActivityDetector,
@@ -30,6 +37,7 @@ class Engines:
     tts: TextToSpeech
     llm: LanguageModel
     vad_factory: Callable[[], VoiceActivityDetector]
+    take_turns: bool = False
     _stt_worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="stt"), repr=False
     )
@@ -59,7 +67,8 @@ class Engines:
     def _partial(self, audio: FloatAudio) -> str | None:
         if self._final_waiting.is_set():
             return None
-        text = self.stt.transcribe(audio, should_abort=self._final_waiting.is_set)
+        threads = 1 if self.take_turns else None  # the LLM may be answering the turn before
+        text = self.stt.transcribe(audio, should_abort=self._final_waiting.is_set, threads=threads)
         return None if self._final_waiting.is_set() else text
 
     async def _run_stt(self, job: Callable[[FloatAudio], str | None], audio: FloatAudio) -> Any:
@@ -76,7 +85,11 @@ class Engines:
         chunks: asyncio.Queue[Int16Audio | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
 
+        paused = self.llm if self.take_turns and isinstance(self.llm, PausableEngine) else None
+
         def produce() -> None:
+            if paused is not None:
+                paused.pause()
             try:
                 for chunk in self.tts.synthesize(text):
                     if stop.is_set():
@@ -85,6 +98,8 @@ class Engines:
             except BaseException as exc:  # delivered to the consumer, raised there
                 loop.call_soon_threadsafe(chunks.put_nowait, exc)
             finally:
+                if paused is not None:
+                    paused.resume()
                 loop.call_soon_threadsafe(chunks.put_nowait, None)
 
         loop.run_in_executor(self._tts_worker, produce)

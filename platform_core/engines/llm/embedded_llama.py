@@ -12,8 +12,12 @@ token after an abandoned reply). Closing an HTTP stream cancels the generation, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -50,6 +54,8 @@ class EmbeddedLlamaLLM:
         self._server: asyncio.subprocess.Process | None = None
         self._client: OpenAICompatibleLLM | None = None
         self.load_s: float | None = None
+        self._pauses = 0
+        self._pause_lock = threading.Lock()
 
     @property
     def base_url(self) -> str:
@@ -110,10 +116,41 @@ class EmbeddedLlamaLLM:
             messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
         )
 
+    @property
+    def server_pid(self) -> int | None:
+        """The llama.cpp server process (None before start() or after aclose())."""
+        return self._server.pid if self._server is not None else None
+
+    def pause(self) -> None:
+        """Stop the server's process (SIGSTOP) until resume(): its cores go to another engine.
+
+        A stream in progress just waits; the kernel keeps its socket. Calls nest, from any thread.
+        No-op where signals cannot stop a process (Windows)."""
+        with self._pause_lock:
+            self._pauses += 1
+            if self._pauses == 1:
+                self._signal(getattr(signal, "SIGSTOP", None))
+
+    def resume(self) -> None:
+        with self._pause_lock:
+            self._pauses = max(0, self._pauses - 1)
+            if self._pauses == 0:
+                self._signal(getattr(signal, "SIGCONT", None))
+
+    def _signal(self, signum: int | None) -> None:
+        server = self._server
+        if signum is None or server is None or server.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # it exited; aclose() reaps it
+            os.kill(server.pid, signum)
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        with self._pause_lock:
+            self._pauses = 0
+            self._signal(getattr(signal, "SIGCONT", None))  # a stopped process would never read EOF
         server, self._server = self._server, None
         if server is not None and server.returncode is None:
             assert server.stdin is not None

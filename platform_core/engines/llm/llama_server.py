@@ -41,7 +41,23 @@ def create_server(model_path: Path, threads: int, context: int, api_key: str = "
     return xllamacpp.Server(params)
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when the platform dies, even while it is paused (SIGSTOP), when
+    it could not read the EOF on stdin that otherwise ends it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path)
     parser.add_argument("--threads", type=int, default=1)
