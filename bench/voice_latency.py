@@ -93,7 +93,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         wavs = synthesize_utterances(folder)
         started = time.monotonic()
-        platform = start_platform(folder, *(["--threads", str(args.threads)] if args.threads else []))
+        platform = start_platform(folder, "-v", *(["--threads", str(args.threads)] if args.threads else []))
         print(f"platform ready in {time.monotonic() - started:.1f} s (pid {platform.process.pid})")
         turns: list[dict[str, Any]] = []
         agent = _start_seed_agent(platform) if args.agent else None

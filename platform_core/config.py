@@ -59,6 +59,9 @@ class EngineConfig:
     # The engines take turns on the CPU: the embedded LLM's process is paused while Piper speaks a
     # clause, so each stage on the way to the caller's ear can use every core (see engine_threads).
     take_turns: bool = True
+    # Engine threads run this much "nicer" than the event loop (and the GUI sharing it), so audio,
+    # WebRTC and repaints get a core first when the engines saturate the machine. 0 turns it off.
+    engine_nice: int = 10
 
 
 def engine_threads(configured: int, *, take_turns: bool = False) -> int:

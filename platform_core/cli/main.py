@@ -79,7 +79,9 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-url", help="server URL for ollama / openai backends")
     parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
     parser.add_argument("--threads", type=int, default=0,
-                        help="threads for each engine (default: one less than the cores)")
+                        help="threads for each engine (default: every core, as the engines take turns)")
+    # Also after the command ("serve -v"); SUPPRESS keeps a top-level -v from being reset.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO")
     parser.add_argument("--use-settings", action="store_true", help="start from the desktop app's saved settings")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from platform_core.config import EngineConfig, engine_threads
 from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 from platform_core.engines.llm import create_llm
-from platform_core.engines.runner import Engines
+from platform_core.engines.runner import Engines, engine_worker
 from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
 from platform_core.engines.tts.piper import PiperTTS
 from platform_core.engines.vad.silero import SileroVAD
@@ -51,12 +51,17 @@ async def _start_llm(config: EngineConfig, progress: Progress) -> LanguageModel:
 
 async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     """Load every engine; the blocking ones on worker threads, concurrently with the LLM's start."""
+    loop = asyncio.get_running_loop()
+    # Each engine loads on the worker thread it will run on: ONNX Runtime creates its thread pool
+    # there, and it inherits that thread's (lowered) priority.
+    stt_worker, tts_worker = engine_worker("stt", config.engine_nice), engine_worker("tts", config.engine_nice)
     stt, tts, vad_factory, llm = await asyncio.gather(
-        asyncio.to_thread(_load_stt, config, progress),
-        asyncio.to_thread(_load_tts, config, progress),
+        loop.run_in_executor(stt_worker, _load_stt, config, progress),
+        loop.run_in_executor(tts_worker, _load_tts, config, progress),
         asyncio.to_thread(_check_vad),
         _start_llm(config, progress),
     )
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
-    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns)
+    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns,
+                   stt_worker=stt_worker, tts_worker=tts_worker)

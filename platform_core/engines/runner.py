@@ -14,6 +14,9 @@ core each: ggml's threads wait for each other at every layer, so a busy core sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,22 @@ from platform_core.engines.base import (
 )
 
 
+def lower_this_threads_priority(nice: int) -> None:
+    """Make the calling thread (and the threads it creates from now on) `nice` steps nicer. Linux only:
+    elsewhere setpriority() applies to the whole process, the event loop's thread included."""
+    if nice > 0 and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+def engine_worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
+    """The single worker thread of one engine. With `nice`, its compute threads (ggml's, created per
+    call, and ONNX Runtime's pool, created when the session loads on this thread) inherit the lower
+    priority, while the event loop's thread keeps the normal one."""
+    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_this_threads_priority,
+                              initargs=(nice,))
+
+
 @dataclass
 class Engines:
     stt: SpeechToText
@@ -38,12 +57,8 @@ class Engines:
     llm: LanguageModel
     vad_factory: Callable[[], VoiceActivityDetector]
     take_turns: bool = False
-    _stt_worker: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="stt"), repr=False
-    )
-    _tts_worker: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tts"), repr=False
-    )
+    stt_worker: ThreadPoolExecutor = field(default_factory=lambda: engine_worker("stt"), repr=False)
+    tts_worker: ThreadPoolExecutor = field(default_factory=lambda: engine_worker("tts"), repr=False)
 
     _stt_busy: int = field(default=0, repr=False)  # transcriptions queued or running
     _final_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -75,7 +90,7 @@ class Engines:
         loop = asyncio.get_running_loop()
         self._stt_busy += 1
         try:
-            return await loop.run_in_executor(self._stt_worker, job, audio)
+            return await loop.run_in_executor(self.stt_worker, job, audio)
         finally:
             self._stt_busy -= 1
 
@@ -102,7 +117,7 @@ class Engines:
                     paused.resume()
                 loop.call_soon_threadsafe(chunks.put_nowait, None)
 
-        loop.run_in_executor(self._tts_worker, produce)
+        loop.run_in_executor(self.tts_worker, produce)
         try:
             while (item := await chunks.get()) is not None:
                 if isinstance(item, BaseException):
@@ -113,7 +128,7 @@ class Engines:
 
     async def aclose(self) -> None:
         await self.llm.aclose()
-        self._stt_worker.shutdown(wait=False, cancel_futures=True)
-        self._tts_worker.shutdown(wait=False, cancel_futures=True)
+        self.stt_worker.shutdown(wait=False, cancel_futures=True)
+        self.tts_worker.shutdown(wait=False, cancel_futures=True)
         self.stt.close()
         self.tts.close()

@@ -45,10 +45,12 @@ class EmbeddedLlamaLLM:
         *,
         api_key: str = "",
         name: str | None = None,
+        nice: int = 0,
     ) -> None:
         self.model_path = Path(model_path)
         self.threads = threads
         self.context = context
+        self.nice = nice  # the server process's CPU priority, lowered by this much
         self.name = name or f"llama.cpp:{self.model_path.stem}"
         self._api_key = api_key  # optional: protects the local port from other local processes
         self._server: asyncio.subprocess.Process | None = None
@@ -88,6 +90,8 @@ class EmbeddedLlamaLLM:
         args = [str(self.model_path), "--threads", str(self.threads), "--context", str(self.context)]
         if self._api_key:
             args += ["--api-key", self._api_key]
+        if self.nice:
+            args += ["--nice", str(self.nice)]
         self._server = await asyncio.create_subprocess_exec(
             *llama_server_command(), *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,

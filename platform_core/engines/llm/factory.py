@@ -19,9 +19,8 @@ def create_llm(config: EngineConfig) -> LanguageModel:
             from platform_core.models import ensure_model
 
             path = ensure_model(config.llm_model)
-        return EmbeddedLlamaLLM(
-            path, threads=engine_threads(config.llm_threads, take_turns=config.take_turns), context=config.llm_context
-        )
+        threads = engine_threads(config.llm_threads, take_turns=config.take_turns)
+        return EmbeddedLlamaLLM(path, threads=threads, context=config.llm_context, nice=config.engine_nice)
     if config.llm == "ollama":
         from platform_core.engines.llm.ollama import DEFAULT_HOST, OllamaLLM
 

@@ -8,12 +8,13 @@ app down with it.
 Protocol with the parent: the child prints `listening <address>` (or `error <message>`) on stdout,
 then serves until its stdin closes, so it never outlives the platform.
 
-    python -m platform_core.engines.llm.llama_server MODEL.gguf --threads 1 --context 2048 [--api-key K]
+    python -m platform_core.engines.llm.llama_server MODEL.gguf --threads 1 --context 2048 [--api-key K] [--nice N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,17 @@ def die_with_parent() -> None:
         os._exit(0)
 
 
+def lower_priority(nice: int) -> None:
+    """Every thread of this process, and those it starts later, runs `nice` steps nicer. On Linux
+    nice is per thread: the threads that imports started (OpenBLAS's pool) are set one by one."""
+    if sys.platform.startswith("linux"):
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that has just ended
+                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+    elif hasattr(os, "nice"):
+        os.nice(nice)
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     parser = argparse.ArgumentParser(description=__doc__)
@@ -63,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--api-key", default="")
+    parser.add_argument("--nice", type=int, default=0, help="lower the CPU priority (before any thread starts)")
     args = parser.parse_args(argv)
+    if args.nice:
+        lower_priority(args.nice)
     try:
         server = create_server(args.model, args.threads, args.context, args.api_key)
     except Exception as exc:  # reported to the parent, which explains it to the user
