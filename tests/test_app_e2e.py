@@ -137,6 +137,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
+    from platform_core.events import LoopStall
+
     window, controller, session = studio.window, studio.controller, studio.session
     controller.app_settings.input_device = "vmic"
     controller.app_settings.output_device = "vspeaker"
@@ -152,6 +154,10 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))
         meter = StallMeter()
         meter.start()
+        stalls: list[dict[str, Any]] = []  # the platform watchdog's account: how long, and in what code
+        unsubscribe = controller.bus.subscribe(
+            lambda e: stalls.append({"ms": round(e.duration_s * 1000), "where": e.where})
+            if isinstance(e, LoopStall) else None)
         frames0, t_call = window.panels.levels.frames, time.monotonic()
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
         await _until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
@@ -168,6 +174,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         finally:
             await asyncio.sleep(1.0)  # let the panels repaint the final state
             result.update(meter.stop())
+            unsubscribe()
+            result["loop_stalls"] = stalls
             result["levels_fps"] = (window.panels.levels.frames - frames0) / (time.monotonic() - t_call)
             result["tool_rows"] = window.panels.tool_calls.row_texts()
             bars = window.panels.latency.bar_heights()

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -219,12 +220,14 @@ async def test_a_paused_server_generates_nothing_until_resumed(llm: EmbeddedLlam
 
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
-async def test_taking_turns_pauses_the_llm_while_piper_speaks(llm: EmbeddedLlamaLLM) -> None:
+async def test_taking_turns_pauses_the_llm_while_whisper_or_piper_runs(llm: EmbeddedLlamaLLM) -> None:
     import threading
 
     from platform_core.engines.runner import Engines
+    from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
     from platform_core.engines.vad.silero import SileroVAD
-    from tests.speech import piper_voice
+    from platform_core.models import ensure_model
+    from tests.speech import piper_voice, speech_16k
 
     states: list[str] = []
     done = threading.Event()
@@ -234,21 +237,33 @@ async def test_taking_turns_pauses_the_llm_while_piper_speaks(llm: EmbeddedLlama
             states.append(process_state(pid))
             time.sleep(0.002)
 
-    assert llm.server_pid is not None
-    for take_turns in (True, False):
-        engines = Engines(stt=None, tts=piper_voice(), llm=llm, vad_factory=SileroVAD,  # type: ignore[arg-type]
-                          take_turns=take_turns)
+    async def while_watched(work: Any) -> Any:
+        assert llm.server_pid is not None
         states.clear()
         done.clear()
         watcher = threading.Thread(target=watch, args=(llm.server_pid,))
         watcher.start()
-        chunks = [chunk async for chunk in engines.synthesize("The engines take turns on the CPU. One at a time.")]
-        done.set()
-        watcher.join()
-        assert chunks
+        try:
+            return await work
+        finally:
+            done.set()
+            watcher.join()
+
+    async def synthesize(engines: Engines) -> list[Any]:
+        return [chunk async for chunk in engines.synthesize("The engines take turns on the CPU. One at a time.")]
+
+    stt = WhisperCppSTT(ensure_model("whisper-tiny.en"), threads=2)
+    question = speech_16k("What is the weather in Paris?")
+    assert llm.server_pid is not None
+    for take_turns in (True, False):
+        engines = Engines(stt=stt, tts=piper_voice(), llm=llm, vad_factory=SileroVAD, take_turns=take_turns)
+        assert await while_watched(synthesize(engines))
+        assert ("T" in states) is take_turns, states
+        assert "paris" in (await while_watched(engines.transcribe(question))).lower()
         assert ("T" in states) is take_turns, states
         time.sleep(0.05)
-        assert process_state(llm.server_pid) != "T"  # resumed after the synthesis
+        assert process_state(llm.server_pid) != "T"  # resumed after each job
+    stt.close()
 
 
 def test_the_llm_server_dies_with_the_platform(tmp_path: Path) -> None:

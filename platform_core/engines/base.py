@@ -32,13 +32,10 @@ class VoiceActivityDetector(Protocol):
 class SpeechToText(Protocol):
     sample_rate: int  # the rate `transcribe` expects (16 kHz)
 
-    def transcribe(
-        self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None, *, threads: int | None = None
-    ) -> str:
+    def transcribe(self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None) -> str:
         """Text of one utterance. Blocking and CPU-heavy: call from a worker thread.
 
-        `should_abort`, polled while decoding, gives up early (the result is then meaningless).
-        `threads` overrides the engine's thread count for this call."""
+        `should_abort`, polled while decoding, gives up early (the result is then meaningless)."""
         ...
 
     def close(self) -> None: ...

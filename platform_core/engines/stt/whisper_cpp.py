@@ -174,9 +174,7 @@ class WhisperCppSTT:
         needed = math.ceil(seconds * CTX_PER_SECOND) + CTX_MARGIN
         return min(max(self.audio_ctx, needed), FULL_AUDIO_CTX)
 
-    def transcribe(
-        self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None, *, threads: int | None = None
-    ) -> str:
+    def transcribe(self, audio: FloatAudio, should_abort: Callable[[], bool] | None = None) -> str:
         """Text of one utterance (16 kHz mono float32). Blocking: call from a worker thread."""
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         if samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK:
@@ -193,7 +191,6 @@ class WhisperCppSTT:
             segments = self._model.transcribe(
                 samples,
                 audio_ctx=self.audio_ctx_for(seconds),
-                n_threads=threads or self.threads,  # pywhispercpp keeps it: set on every call
                 # A cap on runaway repetition: speech is ~3-4 tokens per second.
                 max_tokens=int(seconds * 8) + 16,
                 extract_probability=True,
