@@ -121,6 +121,8 @@ def test_a_long_first_sentence_is_cut_before_a_phrase_word() -> None:
     assert split_clauses('"Space Odyssey" by James H. Miller is a classic.') == [
         '"Space Odyssey" by James H. Miller', "is a classic."]
     assert split_clauses("Sure, here's a joke: why did it cross?") == ["Sure, here's a joke:", "why did it cross?"]
+    assert split_clauses("Romeo and Juliet were written by William Shakespeare.") == [
+        "Romeo and Juliet were written", "by William Shakespeare."]
     assert split_clauses("The weather in San Francisco is sunny with a mild breeze today. It is warm.") == [
         "The weather in San Francisco",
         "is sunny with a mild breeze today.",

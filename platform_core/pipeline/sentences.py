@@ -29,6 +29,7 @@ _PHRASE_STARTS = frozenset(
     (
         "and", "but", "or", "so", "because", "with", "without", "in", "on", "at", "for", "to", "from",
         "which", "that", "when", "where", "while", "if", "than", "is", "are", "was", "were", "will", "can",
+        "by", "about", "as", "into", "after", "before", "until", "since", "like", "has", "have", "had",
     )
 )
 _LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)$")
