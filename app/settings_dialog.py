@@ -75,7 +75,8 @@ class SettingsDialog(QDialog):
         self.stt_threads.setRange(0, 64)
         self.stt_threads.setSpecialValueText("auto")  # 0: see engine_threads
         self.stt_threads.setValue(c.engines.stt_threads)
-        self.take_turns = QCheckBox("Engines take turns on the CPU (the LLM pauses while the voice speaks)")
+        self.take_turns = QCheckBox(
+            "Engines take turns on the CPU (the LLM pauses while speech is transcribed or spoken)")
         self.take_turns.setChecked(c.engines.take_turns)
         self.llm = QComboBox()
         self.llm.addItems(["embedded", "ollama", "openai"])

@@ -56,8 +56,8 @@ class EngineConfig:
     tts: Literal["piper"] = "piper"
     tts_voice: str = "piper-joe"
     tts_threads: int = 0  # 0 = auto
-    # The engines take turns on the CPU: the embedded LLM's process is paused while Piper speaks a
-    # clause, so each stage on the way to the caller's ear can use every core (see engine_threads).
+    # The engines take turns on the CPU: the embedded LLM's process is paused while whisper or Piper
+    # runs, so each stage on the way to the caller's ear can use every core (see engine_threads).
     take_turns: bool = True
     # Engine threads run this much "nicer" than the event loop (and the GUI sharing it), so audio,
     # WebRTC and repaints get a core first when the engines saturate the machine. 0 turns it off.

@@ -55,12 +55,17 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     # Each engine loads on the worker thread it will run on: ONNX Runtime creates its thread pool
     # there, and it inherits that thread's (lowered) priority.
     stt_worker, tts_worker = engine_worker("stt", config.engine_nice), engine_worker("tts", config.engine_nice)
-    stt, tts, vad_factory, llm = await asyncio.gather(
-        loop.run_in_executor(stt_worker, _load_stt, config, progress),
-        loop.run_in_executor(tts_worker, _load_tts, config, progress),
-        asyncio.to_thread(_check_vad),
-        _start_llm(config, progress),
-    )
+    try:
+        stt, tts, vad_factory, llm = await asyncio.gather(
+            loop.run_in_executor(stt_worker, _load_stt, config, progress),
+            loop.run_in_executor(tts_worker, _load_tts, config, progress),
+            asyncio.to_thread(_check_vad),
+            _start_llm(config, progress),
+        )
+    except BaseException:
+        stt_worker.shutdown(wait=False)
+        tts_worker.shutdown(wait=False)
+        raise
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
     return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns,

@@ -15,9 +15,6 @@ transcription ran at 55 tok/s instead of ~200).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +30,7 @@ from platform_core.engines.base import (
     TextToSpeech,
     VoiceActivityDetector,
 )
-
-
-def lower_this_threads_priority(nice: int) -> None:
-    """Make the calling thread (and the threads it creates from now on) `nice` steps nicer. Linux only:
-    elsewhere setpriority() applies to the whole process, the event loop's thread included."""
-    if nice > 0 and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+from platform_core.engines.priority import lower_this_threads_priority
 
 
 def engine_worker(name: str, nice: int = 0) -> ThreadPoolExecutor:

@@ -14,11 +14,12 @@ then serves until its stdin closes, so it never outlives the platform.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from platform_core.engines.priority import lower_process_priority
 
 
 def create_server(model_path: Path, threads: int, context: int, api_key: str = "") -> Any:
@@ -50,22 +51,11 @@ def die_with_parent() -> None:
     import ctypes
     import signal
 
-    pr_set_pdeathsig = 1
+    pr_set_pdeathsig = 1  # fires when the parent's spawning thread ends: the platform's event loop thread
     parent = os.getppid()
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl
         os._exit(0)
-
-
-def lower_priority(nice: int) -> None:
-    """Every thread of this process, and those it starts later, runs `nice` steps nicer. On Linux
-    nice is per thread: the threads that imports started (OpenBLAS's pool) are set one by one."""
-    if sys.platform.startswith("linux"):
-        for task in Path("/proc/self/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that has just ended
-                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
-    elif hasattr(os, "nice"):
-        os.nice(nice)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default="")
     parser.add_argument("--nice", type=int, default=0, help="lower the CPU priority (before any thread starts)")
     args = parser.parse_args(argv)
-    if args.nice:
-        lower_priority(args.nice)
+    lower_process_priority(args.nice)
     try:
         server = create_server(args.model, args.threads, args.context, args.api_key)
     except Exception as exc:  # reported to the parent, which explains it to the user
