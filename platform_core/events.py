@@ -205,6 +205,10 @@ class LoopStall(Event):
 
     duration_s: float
     where: str = ""  # the code the loop was stuck in, innermost frame first (sampled)
+    # Where the loop thread's time went meanwhile (Linux; None elsewhere): running on a core, and
+    # ready to run but waiting for one. The rest it was blocked (a lock, the X server, I/O).
+    on_cpu_s: float | None = None
+    waiting_for_cpu_s: float | None = None
 
 
 PlatformEvent = (

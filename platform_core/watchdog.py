@@ -1,7 +1,8 @@
 """Measures how long the event loop is blocked: the GUI shares this loop, so stalls are visible jank.
 
 A stall is only useful if it says where it came from, so a small sampler thread looks at the loop
-thread's stack while the loop is late and the stall event carries the code it was stuck in.
+thread's stack while the loop is late and the stall event carries the code it was stuck in. The
+kernel's account of the loop thread (Linux's schedstat) tells computing from waiting for a core.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class LoopWatchdog:
         assert self._sampler is not None
         while True:
             before = time.monotonic()
+            cpu_before = thread_cpu_account()
             self._sampler.beat(before)
             await asyncio.sleep(self.interval_s)
             late = time.monotonic() - before - self.interval_s
@@ -57,7 +59,22 @@ class LoopWatchdog:
                 self.worst_s, self.worst_where = late, where
             if late > self.threshold_s:
                 self.stalls += 1
-                self.bus.publish(LoopStall(duration_s=late, where=where))
+                cpu_after = thread_cpu_account()
+                on_cpu = waiting = None
+                if cpu_before is not None and cpu_after is not None:
+                    on_cpu, waiting = (after - b for after, b in zip(cpu_after, cpu_before, strict=True))
+                self.bus.publish(LoopStall(duration_s=late, where=where, on_cpu_s=on_cpu,
+                                           waiting_for_cpu_s=waiting))
+
+
+def thread_cpu_account() -> tuple[float, float] | None:
+    """This thread's seconds on a core and seconds runnable but waiting for one, since it started."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            on_cpu_ns, waiting_ns, _ = stat.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu_ns) / 1e9, int(waiting_ns) / 1e9
 
 
 class _StackSampler(threading.Thread):

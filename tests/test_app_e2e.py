@@ -156,7 +156,9 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         meter.start()
         stalls: list[dict[str, Any]] = []  # the platform watchdog's account: how long, and in what code
         unsubscribe = controller.bus.subscribe(
-            lambda e: stalls.append({"ms": round(e.duration_s * 1000), "where": e.where})
+            lambda e: stalls.append({"ms": round(e.duration_s * 1000), "where": e.where, "at": time.monotonic(),
+                                     "on_cpu_ms": round((e.on_cpu_s or 0) * 1000),
+                                     "waiting_for_cpu_ms": round((e.waiting_for_cpu_s or 0) * 1000)})
             if isinstance(e, LoopStall) else None)
         frames0, t_call = window.panels.levels.frames, time.monotonic()
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
@@ -175,7 +177,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
             await asyncio.sleep(1.0)  # let the panels repaint the final state
             result.update(meter.stop())
             unsubscribe()
-            result["loop_stalls"] = stalls
+            result["loop_stalls"] = [{**s, "at": round(s["at"] - t_call, 2)} for s in stalls]  # s into the call
             result["levels_fps"] = (window.panels.levels.frames - frames0) / (time.monotonic() - t_call)
             result["tool_rows"] = window.panels.tool_calls.row_texts()
             bars = window.panels.latency.bar_heights()

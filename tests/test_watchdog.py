@@ -31,3 +31,30 @@ async def test_a_stall_is_measured_and_its_code_named() -> None:
     assert 0.15 < stalls[0].duration_s < 0.4
     assert "block_the_loop_for" in stalls[0].where, stalls[0].where
     assert dog.worst_where == stalls[0].where and dog.stalls == 1
+    # Sleeping is not computing: the kernel's account says the thread was off the CPU.
+    assert stalls[0].on_cpu_s is not None and stalls[0].on_cpu_s < 0.05, stalls[0]
+
+
+def compute_on_the_loop_for(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_a_stall_says_how_much_of_it_the_loop_spent_computing() -> None:
+    bus = EventBus()
+    stalls: list[LoopStall] = []
+    bus.subscribe(lambda e: stalls.append(e) if isinstance(e, LoopStall) else None)
+    dog = LoopWatchdog(bus)
+    dog.start()
+    try:
+        await asyncio.sleep(0.05)
+        compute_on_the_loop_for(0.2)
+        await asyncio.sleep(0.1)
+    finally:
+        dog.stop()
+    assert len(stalls) == 1, stalls
+    stall = stalls[0]
+    assert stall.on_cpu_s is not None and stall.waiting_for_cpu_s is not None
+    # On a core, or waiting for one (a shared machine may preempt the busy loop): never blocked.
+    assert stall.on_cpu_s + stall.waiting_for_cpu_s > 0.15, stall
