@@ -106,6 +106,7 @@ class StallMeter:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.times: list[float] = []  # when each sample's sleep began (monotonic)
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -113,6 +114,7 @@ class StallMeter:
             before = time.monotonic()
             await asyncio.sleep(0.005)
             self.samples.append(time.monotonic() - before - 0.005)
+            self.times.append(before)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -122,7 +124,7 @@ class StallMeter:
             self._task.cancel()
         s = np.array(self.samples or [0.0])
         return {"loop_worst_stall_s": float(s.max()), "loop_p99_stall_s": float(np.percentile(s, 99)),
-                "loop_samples": len(s)}
+                "loop_samples": len(s), "loop_worst_stall_began": self.times[int(s.argmax())] if self.times else 0.0}
 
 
 async def _until(predicate: Any, timeout: float, what: str) -> None:
@@ -138,6 +140,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     from PySide6.QtTest import QTest
 
     from platform_core.events import LoopStall
+    from platform_core.watchdog import thread_cpu_account
 
     window, controller, session = studio.window, studio.controller, studio.session
     controller.app_settings.input_device = "vmic"
@@ -160,7 +163,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
                                      "on_cpu_ms": round((e.on_cpu_s or 0) * 1000),
                                      "waiting_for_cpu_ms": round((e.waiting_for_cpu_s or 0) * 1000)})
             if isinstance(e, LoopStall) else None)
-        frames0, t_call = window.panels.levels.frames, time.monotonic()
+        frames0, t_call, cpu0 = window.panels.levels.frames, time.monotonic(), thread_cpu_account()
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
         await _until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
         await asyncio.sleep(1.5)
@@ -176,9 +179,13 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         finally:
             await asyncio.sleep(1.0)  # let the panels repaint the final state
             result.update(meter.stop())
+            result["call_started_at"] = t_call  # monotonic, like the stalls' and the recording's times
+            result["loop_worst_stall_began"] = round(result["loop_worst_stall_began"] - t_call, 3)  # s into the call
             unsubscribe()
             result["loop_stalls"] = [{**s, "at": round(s["at"] - t_call, 2)} for s in stalls]  # s into the call
             result["levels_fps"] = (window.panels.levels.frames - frames0) / (time.monotonic() - t_call)
+            if cpu0 is not None and (cpu1 := thread_cpu_account()) is not None:  # the loop (= GUI) thread's load
+                result["loop_thread_cpu_share"] = round((cpu1[0] - cpu0[0]) / (time.monotonic() - t_call), 3)
             result["tool_rows"] = window.panels.tool_calls.row_texts()
             bars = window.panels.latency.bar_heights()
             result["bar_total_s"] = sum(sum(v) for v in bars.values())
@@ -192,7 +199,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
             await asyncio.sleep(0.3)
             ARTIFACTS.mkdir(exist_ok=True)
             window.grab().save(str(ARTIFACTS / "app_e2e_window.png"))
-            desktop_env.screenshot_x(args.display, ARTIFACTS / "app_e2e_screen.png")
+            await asyncio.to_thread(desktop_env.screenshot_x, args.display, ARTIFACTS / "app_e2e_screen.png")
             await asyncio.to_thread(player.wait, 10)
         QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
         await _until(lambda: controller.call is None, 15, "the hang-up")

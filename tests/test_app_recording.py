@@ -107,8 +107,8 @@ def test_reopened_conversation_shows_its_graphs(tmp_path: Path, qtbot) -> None: 
     qtbot.waitUntil(lambda: panels.latency.bar_heights()["endpointing"] == [0.3], timeout=2000)
     qtbot.waitUntil(lambda: panels.tool_calls.row_texts() != [], timeout=2000)
     assert panels.levels.frames >= 1
-    x, _ = panels.levels.caller_curve.getData()
-    assert x is not None and x[0] == 0 and x[-1] == pytest.approx(0.98)
+    x, _ = panels.levels.traces.curves["caller"]
+    assert x[0] == 0 and x[-1] == pytest.approx(0.98)
 
 
 def test_unknown_event_kind_is_skipped() -> None:

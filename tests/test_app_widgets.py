@@ -190,3 +190,35 @@ def test_buttons_emit_intents(wired, qtbot) -> None:  # type: ignore[no-untyped-
     with qtbot.waitSignal(window.talk_pressed) as pressed:
         window.talk_button.pressed.emit()
     assert pressed.args == [True]
+
+
+def test_new_latency_figures_do_not_resize_the_plots(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # A resize re-renders both plots at once on the event loop the platform shares (the GUI's worst
+    # stall in a real call came from the mouth-to-ear line wrapping when the first figures arrived).
+    from app.viewmodels.latency import LatencyModel
+    from app.widgets.latency import LatencyPanel
+
+    model = LatencyModel()
+    panel = LatencyPanel(model)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(50)
+    sizes = (panel.bars_plot.size(), panel.series_plot.size())
+    for turn in (1, 2, 3):
+        for name, value in (("end_of_turn_delay", 0.3), ("e2e_latency", 12.345 * turn), ("mouth_to_ear", 13.5 * turn)):
+            model.add_metric(turn, name, value)
+    panel.refresh()
+    qtbot.wait(50)
+    assert "last 40500 ms, p50 27000 ms, p95 39150 ms" in panel.mouth_to_ear.text()
+    assert (panel.bars_plot.size(), panel.series_plot.size()) == sizes
+
+
+def test_latency_percentiles_interpolate_like_numpy() -> None:
+    from app.viewmodels.latency import percentile
+
+    assert percentile([], 50) is None
+    assert percentile([0.4], 95) == 0.4
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([3.0, 1.0, 2.0, 4.0, 10.0], 95) == pytest.approx(8.8)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from app.viewmodels.latency import STAGES, SUMMARY_METRICS, LatencyModel
+from app.widgets.plots import steady_axes
 
 STAGE_COLORS = {
     "endpointing": (150, 150, 150),
@@ -19,6 +21,9 @@ STAGE_COLORS = {
     "other": (200, 200, 90),
     "playout": (230, 90, 90),
 }
+
+
+SIDE_COLUMN_WIDTH = 330  # px
 
 
 def _ms(value: float | int | None) -> str:
@@ -35,12 +40,15 @@ class LatencyPanel(QWidget):
         self.bars_plot.setLabel("left", "seconds")
         self.bars_plot.setLabel("bottom", "turn")
         self.bars_plot.setMenuEnabled(False)
-        self.bars_plot.addLegend(offset=(-5, 5), colCount=1, labelTextSize="7pt")
-        self.bars: dict[str, pg.BarGraphItem] = {}
-        for stage in STAGES:
-            item = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(*STAGE_COLORS[stage]), name=stage)
-            self.bars_plot.addItem(item)
-            self.bars[stage] = item
+        legend = self.bars_plot.addLegend(offset=(-5, 5), colCount=1, labelTextSize="7pt")
+        self._brushes = {stage: pg.mkBrush(*STAGE_COLORS[stage]) for stage in STAGES}
+        for stage in STAGES:  # swatches for the legend only: one item draws every bar
+            legend.addItem(pg.BarGraphItem(x=[], height=[], width=0.6, brush=self._brushes[stage]), stage)
+        # One item for all the stacked bars: pyqtgraph's per-item bookkeeping (bounds, pixel vectors)
+        # made eight items cost ~10 ms per update, and the update landed on the GUI's event loop.
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.6)
+        self.bars_plot.addItem(self.bars)
+        self._heights: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
         self.series_plot = pg.PlotWidget(background="w", title="over the conversation")
         self.series_plot.setLabel("left", "seconds")
@@ -51,9 +59,14 @@ class LatencyPanel(QWidget):
             pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name="voice-to-voice"
         )
         self.m2e_curve = self.series_plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name="mouth-to-ear")
+        for plot in (self.bars_plot, self.series_plot):
+            steady_axes(plot)
 
         self.mouth_to_ear = QLabel("mouth-to-ear: —")
-        self.mouth_to_ear.setStyleSheet("font-size: 12pt; font-weight: bold;")
+        big = QFont(self.mouth_to_ear.font())
+        big.setPointSize(12)
+        big.setBold(True)
+        self.mouth_to_ear.setFont(big)
         self.mouth_to_ear.setWordWrap(True)
         self.mouth_to_ear.setToolTip(
             "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
@@ -63,15 +76,21 @@ class LatencyPanel(QWidget):
         self.table.setHorizontalHeaderLabels(["n", "p50", "p95"])
         self.table.setVerticalHeaderLabels(list(SUMMARY_METRICS))
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMaximumWidth(330)
 
         plots = QHBoxLayout()
         plots.addWidget(self.bars_plot, 3)
         plots.addWidget(self.series_plot, 2)
-        side = QVBoxLayout()
+        # A fixed-width side column: text that grows (a wrapped mouth-to-ear line, wider table cells)
+        # must not resize the plots, which would re-render both of them on the shared event loop.
+        side_column = QWidget()
+        side_column.setFixedWidth(SIDE_COLUMN_WIDTH)
+        side = QVBoxLayout(side_column)
+        side.setContentsMargins(0, 0, 0, 0)
+        line_height = QFontMetrics(big).lineSpacing()
+        self.mouth_to_ear.setFixedHeight(2 * line_height + 4)  # "last ..., p50 ..., p95 ..." wraps once
         side.addWidget(self.mouth_to_ear)
         side.addWidget(self.table)
-        plots.addLayout(side, 0)
+        plots.addWidget(side_column, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(plots)
@@ -83,7 +102,7 @@ class LatencyPanel(QWidget):
 
     def bar_heights(self) -> dict[str, list[float]]:
         """The stacked values currently drawn, by stage (for tests)."""
-        return {stage: [float(h) for h in item.opts["height"]] for stage, item in self.bars.items()}
+        return {stage: list(heights) for stage, heights in self._heights.items()}
 
     def refresh(self) -> None:
         if self._drawn_version == self.model.version:
@@ -93,10 +112,18 @@ class LatencyPanel(QWidget):
         xs = np.array([t.turn_id for t in turns], dtype=float)
         bottom = np.zeros(len(turns))
         stages = [t.stages() for t in turns]
+        bar_x, bar_y0, bar_height, brushes = [], [], [], []
         for stage in STAGES:
             heights = np.array([s[stage] for s in stages], dtype=float)
-            self.bars[stage].setOpts(x=xs, height=heights, y0=bottom.copy(), width=0.6)
+            self._heights[stage] = [float(h) for h in heights]
+            shown = heights > 0
+            bar_x.append(xs[shown])
+            bar_y0.append(bottom[shown])
+            bar_height.append(heights[shown])
+            brushes += [self._brushes[stage]] * int(shown.sum())
             bottom += heights
+        self.bars.setOpts(x=np.concatenate(bar_x), y0=np.concatenate(bar_y0), height=np.concatenate(bar_height),
+                          brushes=brushes, width=0.6)
         for name, curve in (("e2e_latency", self.e2e_curve), ("mouth_to_ear", self.m2e_curve)):
             pts = [(t.turn_id, t.metrics[name]) for t in turns if name in t.metrics]
             curve.setData([p[0] for p in pts], [p[1] for p in pts])
