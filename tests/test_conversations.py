@@ -16,7 +16,13 @@ import pytest_asyncio
 from platform_core.cli.call import place_call
 from platform_core.config import AgentProfile, PlatformConfig
 from platform_core.engines.base import ChatMessage
-from platform_core.events import AudioLevel, ConversationStateChanged, Event, TurnCompleted, TurnStarted
+from platform_core.events import (
+    AgentTextDelta,
+    ConversationStateChanged,
+    Event,
+    TurnCompleted,
+    TurnStarted,
+)
 from platform_core.pipeline.conversation import Conversation
 from platform_core.platform import Platform
 from platform_core.transport.client import CallClient
@@ -100,9 +106,7 @@ async def test_the_bus_follows_a_call_from_connecting_to_active_to_ended(served:
     # The turn ran while the conversation was active, and nothing of it came after the end.
     active, ended = served.events.index(states[1]), served.events.index(states[2])
     assert active < served.index(cid, TurnStarted) < served.index(cid, TurnCompleted) < ended
-    # (AudioLevel excepted: the agent track may finish one paced frame of silence after it was stopped.)
-    after = [e for e in served.events[ended + 1:]
-             if getattr(e, "conversation_id", None) == cid and not isinstance(e, AudioLevel)]
+    after = [e for e in served.events[ended + 1:] if getattr(e, "conversation_id", None) == cid]
     assert not after, after
     assert cid not in served.platform.calls
 
@@ -180,6 +184,9 @@ async def test_an_agent_greets_first_and_answers_with_its_own_system_prompt(
         ("system", HOTEL.system_prompt), ("assistant", HOTEL.greeting), ("user", question)]
     history = served.conversations[cid].history
     assert (history[0].role, history[0].content) == ("assistant", HOTEL.greeting)
+    # Transcripts (the app's, the recordings') learn of it from the bus, as turn 0's agent text.
+    greeted = served.index(cid, AgentTextDelta, turn_id=0, text=HOTEL.greeting)
+    assert greeted < served.index(cid, TurnStarted, turn_id=1)
 
     # What the caller got: the greeting first, then an answer in the hotel's voice.
     [turn] = report["turns"]

@@ -25,6 +25,7 @@ from platform_core.engines.base import ChatMessage
 from platform_core.engines.runner import Engines
 from platform_core.events import (
     AgentSpeakingChanged,
+    AgentTextDelta,
     AudioLevel,
     ConversationState,
     ConversationStateChanged,
@@ -43,6 +44,7 @@ from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, 
 
 log = logging.getLogger(__name__)
 
+GREETING_TURN_ID = 0  # caller turns count from 1
 PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
 
 
@@ -92,6 +94,9 @@ class Conversation:
         greeting = self.config.profile_for(self.agent_id).greeting
         if greeting:
             self.history.append(ChatMessage("assistant", greeting))
+            # Turn 0: the agent's words before the caller's first turn, for transcripts and logs.
+            self.bus.publish(AgentTextDelta(conversation_id=self.conversation_id, turn_id=GREETING_TURN_ID,
+                                            text=greeting))
             self._spawn(self.responder.speak_text(greeting, turn=None))
 
     async def _warm_up(self) -> None:

@@ -106,4 +106,6 @@ class AgentAudioTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pts = await self._pacer.next_frame()
+        if self.readyState != "live":  # stopped while waiting for the frame's slot: the call is over
+            raise MediaStreamError
         return pcm_to_frame(self.queue.next_frame(), WEBRTC_RATE, pts)
