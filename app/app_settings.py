@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_core.config import read_json_settings, user_config_dir, write_json_atomic
+from platform_core import read_json_settings, user_config_dir, write_json_atomic
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from platform_core.bus import EventBus
+from platform_core import EventBus
 from platform_core.events import AudioLevel, Event
 
 

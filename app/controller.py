@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from pathlib import Path
@@ -17,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject
 
+import platform_core
 from app.app_settings import AppSettings, save_app_settings
 from app.main_window import MainWindow
 from app.mouth_to_ear import MouthToEarMeter
 from app.recording import ConversationRecorder, RecordingError, conversations_dir, export_metrics, load_conversation
 from app.viewmodels.session import SessionModel
-from platform_core.bus import EventBus
-from platform_core.config import PlatformConfig, save_settings
+from platform_core import EventBus, PlatformConfig, save_settings
 from platform_core.events import (
     AgentConnected,
     AgentDisconnected,
@@ -36,8 +35,14 @@ from platform_core.events import (
 
 if TYPE_CHECKING:  # aiortc and av take ~0.5 s to import: not before the window is up
     from app.audio_io import AudioDeviceError, GatedSource, SpeakerOutput
+    from platform_core import Platform
 
 log = logging.getLogger(__name__)
+
+
+def _load_platform() -> type[Platform]:
+    """Import the platform (aiortc, av, numpy, the engines' modules: ~0.7 s); run off the GUI thread."""
+    return platform_core.Platform
 
 
 def _load_audio() -> None:
@@ -133,18 +138,18 @@ class AppController(QObject):
         self.window.engine_label.setText("Starting the platform…")
         # Imported here, off the window's critical path: the window is already on screen.
         try:
-            module = await asyncio.to_thread(importlib.import_module, "platform_core.platform")
+            platform_type = await asyncio.to_thread(_load_platform)
         except ImportError as exc:
             self.window.engine_label.setText("The platform is not installed correctly")
             self.window.progress.hide()
             self.window.show_failure("The platform could not be loaded", f"Python could not import it: {exc}.",
                                      "Reinstall with `make setup`; the app still opens saved conversations.")
             return False
-        self.platform = module.Platform(self.config, bus=self.bus)
+        self.platform = platform_type(self.config, bus=self.bus)
         self._spawn(asyncio.to_thread(_load_audio))
         try:
             await self.platform.start(wait_for_engines=False)
-        except module.PlatformError as exc:
+        except platform_core.PlatformError as exc:
             self.window.engine_label.setText("The platform is not running")
             self.window.progress.hide()
             self.window.show_failure("The platform could not start", str(exc).split("\n")[0], exc.hint)
@@ -153,7 +158,7 @@ class AppController(QObject):
         self.window.set_platform_url(self.platform.gateway_url)
         for agent in self.platform.gateway.agents():  # agents that connected before we subscribed
             self.session.agents.connected(agent.connection_id, agent.customer_id, agent.remote, time.monotonic())
-        self._spawn(self._await_engines(module.PlatformError))
+        self._spawn(self._await_engines(platform_core.PlatformError))
         return True
 
     async def _await_engines(self, error_type: type[Exception]) -> None:
@@ -231,7 +236,7 @@ class AppController(QObject):
             self.window.show_failure("Not ready", "The platform is still loading its engines, or failed to.",
                                      "Wait for 'Ready' in the status bar, or read the error shown before.")
             return
-        from platform_core.transport.client import CallClient, CallError
+        from platform_core import CallClient, CallError
 
         self.window.clear_notices()
         self.window.set_call_state("connecting")
@@ -325,7 +330,7 @@ class AppController(QObject):
             self.window.show_failure("No call", "A typed turn goes to the agent of a running call.",
                                      "Press Call first, then type.", modal=False)
             return
-        from platform_core.transport.client import CallError
+        from platform_core import CallError
 
         try:
             await self.call.client.send_text(text)

@@ -25,8 +25,7 @@ from app.bridge import EventBridge
 from app.controller import AppController
 from app.main_window import MainWindow
 from app.viewmodels.session import SessionModel
-from platform_core.bus import EventBus
-from platform_core.config import PlatformConfig, load_settings, settings_path
+from platform_core import EventBus, PlatformConfig, load_settings, settings_path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -29,7 +29,7 @@ from app.viewmodels.latency import SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
 from platform_core import events as ev
-from platform_core.config import user_data_dir
+from platform_core import user_data_dir
 
 RATE = 48_000
 _EVENT_TYPES: dict[str, type[ev.Event]] = {

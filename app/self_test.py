@@ -197,11 +197,7 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
-    from platform_core.cli.call import place_call
-    from platform_core.config import PlatformConfig
-    from platform_core.models import ensure_model, load_manifest
-    from platform_core.platform import Platform
-    from platform_core.resources import resource_path
+    from platform_core import Platform, PlatformConfig, ensure_model, load_manifest, place_call, resource_path
 
     config = PlatformConfig()  # the defaults, not the user's settings: the bundled engines are under test
     config.server.port = 0
@@ -284,7 +280,7 @@ async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
 
 def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:
     """Run the self-test; 0 only when every stage passed."""
-    from platform_core.config import user_data_dir
+    from platform_core import user_data_dir
 
     parser = argparse.ArgumentParser(prog="conversimple-studio --self-test",
                                      description="Run one scripted spoken call through the bundled engines.")
@@ -324,9 +320,9 @@ def headless_command(argv: Sequence[str]) -> int | None:
     if args[:1] == ["--run-agent"]:
         return run_agent(args[1:])
     if args[:1] == ["--run-llm-server"]:  # the bundle's embedded llama.cpp runs in a child process
-        from platform_core.engines.llm.llama_server import main as llm_server_main
+        from platform_core import run_llm_server
 
-        return llm_server_main(args[1:])
+        return run_llm_server(args[1:])
     if "--self-test" in args:
         args.remove("--self-test")
         return self_test_main(args)

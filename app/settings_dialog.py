@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.app_settings import AppSettings
-from platform_core.config import PlatformConfig
+from platform_core import PlatformConfig
 
 DeviceLister = Callable[[bool], tuple[list[str], list[str]]]  # rescan -> (inputs, outputs)
 
