@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -95,6 +96,7 @@ class AppController(QObject):
         self.review_windows: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._health_task: asyncio.Task[None] | None = None
+        self._restart_after_call = False
         bus.subscribe(self._on_bus_event)  # recorder and meter: not GUI, they want every event at once
         w = window
         w.call_requested.connect(lambda customer, agent: self._spawn(self.start_call(customer, agent)))
@@ -160,6 +162,28 @@ class AppController(QObject):
             self.session.agents.connected(agent.connection_id, agent.customer_id, agent.remote, time.monotonic())
         self._spawn(self._await_engines(platform_core.PlatformError))
         return True
+
+    def platform_settings(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings the running platform read once, at start: its engines and its server.
+        (The voice loop's thresholds are read by each new call, so they need no restart.)"""
+        return dataclasses.asdict(self.config.engines), dataclasses.asdict(self.config.server)
+
+    async def restart_platform(self) -> None:
+        """Apply new engine or server settings: the platform stops and starts again with them, engines
+        reload with visible progress, and agents reconnect. A call in progress finishes first."""
+        if self.call is not None:
+            self._restart_after_call = True
+            self._notice("settings", "Settings saved", "the new engine and server settings apply when this "
+                         "call ends", "Hang up to apply them now.")
+            return
+        self.ready = False
+        self.window.set_call_state("unavailable")
+        self.session.engines.clear()  # the new platform reports its own progress
+        if self.platform is not None:
+            platform, self.platform = self.platform, None
+            with contextlib.suppress(Exception):
+                await platform.stop()
+        await self.start_platform()
 
     async def _await_engines(self, error_type: type[Exception]) -> None:
         try:
@@ -324,6 +348,9 @@ class AppController(QObject):
         self.window.statusBar().showMessage(f"Conversation saved to {folder}", 15000)
         self.last_recording = folder
         self.window.set_call_state("idle" if self.ready else "unavailable")
+        if self._restart_after_call:
+            self._restart_after_call = False
+            self._spawn(self.restart_platform())
 
     async def send_text(self, text: str) -> None:
         if self.call is None:
@@ -421,8 +448,11 @@ class AppController(QObject):
 
         dialog = SettingsDialog(self.config, self.app_settings, devices, self.window)
         if dialog.exec():
+            loaded_with = self.platform_settings()
             dialog.apply()
             self.save_settings()
+            if self.platform_settings() != loaded_with:
+                self._spawn(self.restart_platform())
             if self.app_settings.input_wav:
                 self.set_input_wav(Path(self.app_settings.input_wav))
             else:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -65,6 +66,11 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
+        restart_note = QLabel("New engine, model, port or API key settings restart the platform when you"
+                              " press OK: the engines reload and agents reconnect (after the call, if one"
+                              " is in progress). Voice-loop settings apply from the next call.")
+        restart_note.setWordWrap(True)
+        layout.addWidget(restart_note)
         layout.addWidget(buttons)
 
     def _engines_tab(self, c: PlatformConfig) -> QWidget:
@@ -125,7 +131,7 @@ class SettingsDialog(QDialog):
         self.api_keys = QLineEdit(", ".join(f"{k}={v}" for k, v in c.server.api_keys.items()))
         self.api_keys.setPlaceholderText("key=customer, key2=customer2 (empty: the key above is 'default')")
         self.tool_timeout = _spin(c.server.tool_timeout_s, 1.0, 600.0, 1.0, 0)
-        form.addRow("Port for agents and callers (restart to apply)", self.port)
+        form.addRow("Port for agents and callers", self.port)
         form.addRow("API key", self.api_key)
         form.addRow("More API keys", self.api_keys)
         form.addRow("Tool call timeout (s)", self.tool_timeout)

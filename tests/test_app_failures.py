@@ -58,10 +58,53 @@ def test_a_damaged_model_is_repaired_or_explained(tmp_path: Path) -> None:
     assert seen["started"] is True and seen["ready"] is True, seen
 
 
+@pytest.mark.slow
+def test_new_engine_and_port_settings_restart_the_platform(tmp_path: Path) -> None:
+    seen = run_case("restart", tmp_path, "--port", "0")
+    assert seen["started"] is True and seen["ready"] is True, seen
+    # The platform came back on the new port with the new engine setting, and said so.
+    assert seen["new_port"] == seen["asked_port"] != seen["old_port"], seen
+    assert seen["stt_threads"] == 1 and seen["health"] == "ok\n", seen
+    assert seen["status"].startswith("Ready") and f":{seen['asked_port']}/" in seen["agents_url"], seen
+    assert seen["call_button_enabled"], seen
+
+
 # --- the driver, in the app's own process ---------------------------------------------------------------
 
 
-async def _drive(studio: Any, wait_ready: bool) -> dict[str, Any]:
+async def _until_ready(controller: Any) -> bool:
+    for _ in range(1200):
+        if controller.ready:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _restart_with_new_settings(studio: Any, seen: dict[str, Any]) -> None:
+    """What pressing OK in Settings does after a new port and STT thread count (dialog.apply() is the
+    only part left out: it copies the form into the same config)."""
+    controller = studio.controller
+    old = controller.platform
+    seen["old_port"] = int(old.url.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        seen["asked_port"] = probe.getsockname()[1]
+    loaded_with = controller.platform_settings()
+    controller.config.server.port = seen["asked_port"]
+    controller.config.engines.stt_threads = 1
+    assert controller.platform_settings() != loaded_with
+    await controller.restart_platform()
+    seen["ready"] = await _until_ready(controller)
+    new = controller.platform
+    seen["new_port"] = int(new.url.rsplit(":", 1)[1])
+    seen["stt_threads"] = new.engines.stt.threads if new.engines is not None else None
+    seen["health"] = new.health()
+    seen["status"] = studio.window.engine_label.text()
+    seen["agents_url"] = studio.window.url_label.text()
+    seen["call_button_enabled"] = studio.window.call_button.isEnabled()
+
+
+async def _drive(studio: Any, wait_ready: bool, restart: bool = False) -> dict[str, Any]:
     from PySide6.QtWidgets import QMessageBox
 
     studio.window.show()
@@ -77,6 +120,8 @@ async def _drive(studio: Any, wait_ready: bool) -> dict[str, Any]:
     boxes = [w for w in studio.app.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
     seen = {"started": started, "ready": ready, "window_visible": studio.window.isVisible(),
             "status": studio.window.engine_label.text(), "dialog": " | ".join(b.text() for b in boxes)}
+    if restart and ready:
+        await _restart_with_new_settings(studio, seen)
     await studio.controller.shutdown()
     return seen
 
@@ -87,7 +132,7 @@ def _driver(argv: list[str]) -> int:
     args = parse_args(argv[1:])
     studio = build(args)
     with studio.loop:
-        seen = studio.loop.run_until_complete(_drive(studio, wait_ready=True))
+        seen = studio.loop.run_until_complete(_drive(studio, wait_ready=True, restart=argv[0] == "restart"))
     print(json.dumps(seen), flush=True)
     return 0
 
