@@ -64,7 +64,7 @@ WEATHER_TOOLS = {
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(tmp_path_factory.mktemp("tools-platform"))
+    running = start_platform(tmp_path_factory.mktemp("tools-platform"), "-v")  # -v: llama.cpp's timings
     yield running
     stop_platform(running.process)
 
@@ -100,6 +100,23 @@ async def test_spoken_weather_question_runs_the_agents_tool(platform: RunningPla
     assert weather["duration_s"] < 5
     # The spoken answer uses the tool's result.
     assert words(turn["agent_text"]) & {"17", "seventeen", "foggy", "fog"}, turn["agent_text"]
+
+
+async def test_a_call_without_an_agent_id_finds_its_tool_prompt_already_processed(
+        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    # The customer's agents serve a call placed without an agent id too (the app's default), so the
+    # platform processes the tool-choice prompt while the caller is still speaking, not after.
+    wav = speech_wav(tmp_path, "What's the weather in Paris?", lead_s=1.5)
+    log_start = platform.log_path.stat().st_size
+    report = await place_call(platform.url, None, input_wav=wav, api_key=platform.api_key)
+    [turn] = report["turns"]
+    assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
+    with platform.log_path.open() as log:
+        log.seek(log_start)
+        requests = [line for line in log if "llm: prompt" in line]
+    # llama.cpp's account of each request: "llm: prompt N tokens in T ms (C cached), G tokens generated"
+    cached = [int(line.split("(")[1].split()[0]) for line in requests if " 1 tokens generated" not in line]
+    assert cached and cached[0] > 150, requests  # the turn's tool choice found ~200 tokens processed
 
 
 async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform, agent: int,

@@ -149,6 +149,9 @@ class AgentGateway:
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
         return self._core.tools_for(conversation_id)
 
+    def has_agents(self, conversation_id: str) -> bool:
+        return self._core.has_agents(conversation_id)
+
     async def wait_for_tools(self, conversation_id: str, timeout: float) -> list[ToolSpec]:
         if not self._core.tools_for(conversation_id) and conversation_id in self._core.conversations:
             ready = self._tools_ready.setdefault(conversation_id, asyncio.Event())

@@ -44,6 +44,7 @@ from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, 
 
 log = logging.getLogger(__name__)
 
+TOOLS_WAIT_S = 3.0  # how long an agent's dispatcher may take to register a new conversation's tools
 GREETING_TURN_ID = 0  # caller turns count from 1
 PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
 
@@ -100,10 +101,17 @@ class Conversation:
             self._spawn(self.responder.speak_text(greeting, turn=None))
 
     async def _warm_up(self) -> None:
-        """Fill the LLM's prompt cache while the caller starts talking (tools come a moment later)."""
-        tools = await self.router.wait_for_tools(self.conversation_id, 3.0) if self.agent_id else []
-        if self._current is None:  # a turn already running has warmed what it needs
-            await self.responder.warm_up(tools)
+        """Fill the LLM's prompt cache while the caller starts talking: the reply's prefix at once, the
+        tool-choice prefix as soon as the customer's agents have registered tools for this conversation
+        (also without an agent id: a customer's agents serve its calls). A turn already running has
+        warmed what it needs."""
+        if self._current is None:
+            await self.responder.warm_up([], reply=True)
+        if not (self.agent_id or self.router.has_agents(self.conversation_id)):
+            return
+        tools = await self.router.wait_for_tools(self.conversation_id, TOOLS_WAIT_S)
+        if tools and self._current is None:
+            await self.responder.warm_up(tools, reply=False)
 
     async def close(self, reason: str = "hung up") -> None:
         if self.state == "ended":

@@ -80,16 +80,18 @@ class Responder:
             turn.tool_calls.append(outcome)
             conv.history.append(ChatMessage("tool", _describe_outcome(outcome)))
 
-    async def warm_up(self, tools: list[ToolSpec]) -> None:
-        """Process the fixed prompt prefixes now, so the first turn finds them in the KV cache."""
+    async def warm_up(self, tools: list[ToolSpec], *, reply: bool = True) -> None:
+        """Process the fixed prompt prefixes now (the tool-choice one for `tools`, the reply's one with
+        `reply`), so the first turn finds them in the KV cache."""
         if self.conv.config.engines.llm != "embedded":
             return  # a remote server's cache is not ours to fill (and may cost money)
         probe = [ChatMessage("user", "Hello.")]
         requests: list[tuple[list[ChatMessage], dict[str, Any] | None]] = []
         if tools:
             requests.append((tool_choice_messages(probe, tools), tool_choice_schema(tools)))
-        profile = self.conv.config.profile_for(self.conv.agent_id)
-        requests.append(([ChatMessage("system", profile.system_prompt), *probe], None))
+        if reply:
+            profile = self.conv.config.profile_for(self.conv.agent_id)
+            requests.append(([ChatMessage("system", profile.system_prompt), *probe], None))
         for messages, schema in requests:
             async for _ in self.engines.llm.stream_chat(messages, json_schema=schema, max_tokens=1):
                 pass

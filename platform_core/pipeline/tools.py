@@ -39,6 +39,10 @@ class ToolRouter(Protocol):
 
     def tools_for(self, conversation_id: str) -> list[ToolSpec]: ...
 
+    def has_agents(self, conversation_id: str) -> bool:
+        """Whether an agent of the conversation's customer is connected (and may register tools)."""
+        ...
+
     async def wait_for_tools(self, conversation_id: str, timeout: float) -> list[ToolSpec]:
         """The conversation's tools, waiting up to `timeout` s for a first registration."""
         ...
@@ -62,6 +66,9 @@ class NoTools:
 
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
         return []
+
+    def has_agents(self, conversation_id: str) -> bool:
+        return False
 
     async def wait_for_tools(self, conversation_id: str, timeout: float) -> list[ToolSpec]:
         return []
