@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
@@ -313,3 +315,71 @@ async def test_the_smollm2_option_answers() -> None:
         await llm.aclose()
     assert "paris" in reply.lower(), reply
     assert isinstance(json.loads(as_json)["city"], str)  # tool choice's constrained output works too
+
+
+class _OllamaStandIn(http.server.BaseHTTPRequestHandler):
+    """Ollama's HTTP API as its docs define it (/api/tags, streamed NDJSON /api/chat). A stand-in
+    because Ollama itself (a Go binary and its model hub) cannot be installed on this machine; the
+    client under test is the real `ollama` package."""
+
+    requests: ClassVar[list[dict[str, Any]]] = []
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._reply(200, json.dumps({"models": [{"model": "qwen2.5:0.5b", "name": "qwen2.5:0.5b"}]}).encode())
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(request)
+        if request["model"] != "qwen2.5:0.5b":
+            self._reply(404, json.dumps({"error": f"model '{request['model']}' not found"}).encode())
+            return
+        parts = ["Paris", " is the", " capital."] if request.get("format") is None else ['{"city":', ' "Paris"}']
+        lines = [{"model": request["model"], "message": {"role": "assistant", "content": p}, "done": False}
+                 for p in parts]
+        lines.append({"model": request["model"], "message": {"role": "assistant", "content": ""}, "done": True})
+        self._reply(200, "".join(json.dumps(line) + "\n" for line in lines).encode(), "application/x-ndjson")
+
+
+@pytest.fixture
+def ollama_stand_in() -> Iterator[str]:
+    _OllamaStandIn.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OllamaStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_ollama_streams_the_reply_and_passes_the_schema_and_limits(ollama_stand_in: str) -> None:
+    llm = create_llm(EngineConfig(llm="ollama", llm_model="qwen2.5:0.5b", llm_url=ollama_stand_in))
+    await llm.start()
+    try:
+        deltas = [d async for d in llm.stream_chat([ChatMessage("system", "Be brief."), *HELLO], max_tokens=20)]
+        schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        as_json = "".join([d async for d in llm.stream_chat(HELLO, json_schema=schema, temperature=0.0)])
+    finally:
+        await llm.aclose()
+    assert deltas == ["Paris", " is the", " capital."]  # streamed, piece by piece
+    assert json.loads(as_json) == {"city": "Paris"}
+    reply, structured = _OllamaStandIn.requests
+    assert reply["messages"][0] == {"role": "system", "content": "Be brief."} and reply["stream"] is True
+    assert reply["options"]["num_predict"] == 20 and reply.get("format") is None
+    assert structured["format"] == schema and structured["options"]["temperature"] == 0.0
+
+
+async def test_ollama_without_the_model_names_the_pull_command(ollama_stand_in: str) -> None:
+    engine = OllamaLLM("llama3.2", ollama_stand_in)
+    with pytest.raises(EngineUnavailable, match=r"has no model 'llama3\.2'") as err:
+        await engine.start()
+    assert err.value.hint == "run `ollama pull llama3.2`"
