@@ -71,6 +71,9 @@ def build(args: argparse.Namespace) -> Studio:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Conversimple Studio")
+    # Closing the window must not stop the event loop: `run` still hangs up, stops the platform and saves
+    # the settings on it, then returns (Qt's default quit stopped the loop: a traceback, nothing saved).
+    app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     problems: list[tuple[str, str]] = []
