@@ -97,6 +97,7 @@ class AppController(QObject):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._health_task: asyncio.Task[None] | None = None
         self._restart_after_call = False
+        self._recorder_being_set_up: ConversationRecorder | None = None
         bus.subscribe(self._on_bus_event)  # recorder and meter: not GUI, they want every event at once
         w = window
         w.call_requested.connect(lambda customer, agent: self._spawn(self.start_call(customer, agent)))
@@ -178,6 +179,7 @@ class AppController(QObject):
             return
         self.ready = False
         self.window.set_call_state("unavailable")
+        self.window.set_engines_failed(None)
         self.session.engines.clear()  # the new platform reports its own progress
         if self.platform is not None:
             platform, self.platform = self.platform, None
@@ -189,8 +191,7 @@ class AppController(QObject):
         try:
             await self.platform.wait_ready()
         except error_type as exc:
-            self.window.engine_label.setText("Engines failed to load: calls are unavailable")
-            self.window.progress.hide()
+            self.window.set_engines_failed("Engines failed to load: calls are unavailable")
             self.window.show_failure("An engine could not load", str(exc).split("\n")[0], getattr(exc, "hint", ""))
             return
         self.ready = True
@@ -224,8 +225,9 @@ class AppController(QObject):
         event = ErrorOccurred(where=where, message=f"{title}: {message}", hint=hint,
                               conversation_id=call.conversation_id if call else None)
         self.session.apply(event)
-        if call is not None:
-            call.recorder.on_event(event)
+        recorder = call.recorder if call is not None else self._recorder_being_set_up
+        if recorder is not None:
+            recorder.on_event(event)
 
     def _open_source(self) -> GatedSource | None:
         from app.audio_io import AudioDeviceError, MicrophoneTrack, WavFileTrack
@@ -264,9 +266,14 @@ class AppController(QObject):
 
         self.window.clear_notices()
         self.window.set_call_state("connecting")
-        source = self._open_source()
-        speaker = self._open_speaker()
-        recorder = ConversationRecorder(agent_id=agent_id or customer_id, input_name=self.input_name())
+        # The recorder first: a device that fails to open is part of this call's record.
+        recorder = self._recorder_being_set_up = ConversationRecorder(agent_id=agent_id or customer_id,
+                                                                      input_name=self.input_name())
+        try:
+            source = self._open_source()
+            speaker = self._open_speaker()
+        finally:
+            self._recorder_being_set_up = None
         loop = asyncio.get_running_loop()
 
         def report(turn_id: int, seconds: float) -> None:  # speaker thread -> loop thread

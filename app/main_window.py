@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.set_call_state("idle")
         self._agents_version = -1
+        self._engines_failed: str | None = None
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(200)
         self._status_timer.timeout.connect(self._refresh_status)
@@ -257,9 +258,18 @@ class MainWindow(QMainWindow):
         """The notices shown, as plain text."""
         return "\n".join(f"{t}: {m}" + (f" What to do: {h}" if h else "") for t, m, h in self._notices)
 
+    def set_engines_failed(self, text: str | None) -> None:
+        """Engines that failed to load keep this status (not "Loading ...") until the platform restarts."""
+        self._engines_failed = text
+        if text is not None:
+            self.engine_label.setText(text)
+            self.progress.hide()
+
     def _refresh_status(self) -> None:
         engines = self.session.engines
-        if engines:
+        if self._engines_failed is not None:
+            pass  # the others never report done: their progress would spin for good
+        elif engines:
             pending = [s for s in engines.values() if not s.done]
             if pending:
                 current = pending[0]

@@ -208,10 +208,6 @@ def test_levels_panel_draws_vad_band_agent_band_and_turn_lines(desk: Desk, qtbot
     assert [line.value() for line in shown] == pytest.approx([-3.0 - lag, -1.0 - lag], abs=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in app/widgets/levels.py: InfLineLabel re-renders its `format` (\"\") on every move, so "
-    "label.setText is undone by the next frame's setValue; fix: line.show() before line.setValue(), "
-    "and line.label.setFormat(text) instead of setText"))
 def test_turn_lines_keep_their_labels_as_they_scroll(desk: Desk, qtbot) -> None:  # type: ignore[no-untyped-def]
     levels = desk.panels.levels
     now = time.monotonic()

@@ -147,11 +147,12 @@ class LevelsPanel(QWidget):
         traces.update()
         turns = [(at, tid) for at, tid in m.turns if not self.live or at >= now - self.window_s]
         for i, (line, (at, tid)) in enumerate(zip(self.turn_lines, turns[-MAX_TURN_LINES:], strict=False)):
-            line.setValue(at - t0)
             if self._line_texts[i] != (text := f"turn {tid}"):
                 self._line_texts[i] = text
-                line.label.setText(text)
-            line.show()
+                # The label re-renders its format on every move (setText would last one frame).
+                line.label.setFormat(text)
+            line.show()  # a hidden line's label skips its update
+            line.setValue(at - t0)
         for line in self.turn_lines[len(turns[-MAX_TURN_LINES:]) :]:
             line.hide()
         self.plot.setXRange(lo, hi, padding=0)

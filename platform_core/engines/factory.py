@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, cast
 
 from platform_core.config import EngineConfig, engine_threads
 from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
@@ -49,6 +50,17 @@ async def _start_llm(config: EngineConfig, progress: Progress) -> LanguageModel:
     return llm
 
 
+async def _unload(loaded: list[Any]) -> None:
+    """Close the engines that did load (the VAD's factory holds nothing)."""
+    for engine in loaded:
+        if isinstance(engine, type):
+            continue
+        if hasattr(engine, "aclose"):
+            await engine.aclose()
+        elif hasattr(engine, "close"):
+            engine.close()
+
+
 async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     """Load every engine; the blocking ones on worker threads, concurrently with the LLM's start."""
     loop = asyncio.get_running_loop()
@@ -56,16 +68,25 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     # there, and it inherits that thread's (lowered) priority.
     stt_worker, tts_worker = engine_worker("stt", config.engine_nice), engine_worker("tts", config.engine_nice)
     try:
-        stt, tts, vad_factory, llm = await asyncio.gather(
+        # Every loader finishes (none is left running unseen), then one failure unloads the others:
+        # an embedded LLM's llama.cpp process must not run on, unused, beside a failed whisper.
+        results = await asyncio.gather(
             loop.run_in_executor(stt_worker, _load_stt, config, progress),
             loop.run_in_executor(tts_worker, _load_tts, config, progress),
             asyncio.to_thread(_check_vad),
             _start_llm(config, progress),
+            return_exceptions=True,
         )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await _unload([r for r in results if not isinstance(r, BaseException)])
+            raise failure
     except BaseException:
         stt_worker.shutdown(wait=False)
         tts_worker.shutdown(wait=False)
         raise
+    stt, tts, vad_factory, llm = cast(
+        tuple[SpeechToText, TextToSpeech, Callable[[], VoiceActivityDetector], LanguageModel], results)
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
     return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns,
