@@ -16,6 +16,7 @@ they die as with a real unplug (with other devices left, PulseAudio moves the st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -288,3 +289,23 @@ def start_seed_agent(controller: Any) -> subprocess.Popen[bytes]:
          "--url", controller.platform.gateway_url, "--api-key", controller.config.server.api_key],
         cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+
+
+async def until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """Wait on the app's loop (without blocking it) until `predicate()` holds; TimeoutError names `what`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def start_studio(studio: Any) -> None:
+    """Show the window on the virtual devices (vmic, vspeaker), start the platform, wait for its engines."""
+    window, controller = studio.window, studio.controller
+    controller.app_settings.input_device = "vmic"
+    controller.app_settings.output_device = "vspeaker"
+    window.show()
+    window.build_panels()
+    assert await controller.start_platform(), "the platform did not start"
+    await until(lambda: controller.ready, 200, "engines to load")

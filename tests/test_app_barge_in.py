@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,8 @@ import pytest
 
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
+
+until = desktop_env.until
 
 pulse_env = desktop_env.pulse_env
 xvfb_display = desktop_env.xvfb_display
@@ -70,13 +71,6 @@ def test_speaking_over_the_agent_in_the_app_interrupts_it(
 # --- the driver (runs in the app's process) ----------------------------------------------------------
 
 
-async def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
 
 async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any]) -> None:
     from PySide6.QtCore import Qt
@@ -88,21 +82,16 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     streamed: list[str] = []  # every clause of the first answer handed to TTS, played or not
     controller.bus.subscribe(
         lambda e: streamed.append(e.text) if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None)
-    controller.app_settings.input_device = "vmic"
-    controller.app_settings.output_device = "vspeaker"
-    window.show()
-    window.build_panels()
-    assert await controller.start_platform(), "the platform did not start"
-    await _until(lambda: controller.ready, 200, "engines to load")
+    await desktop_env.start_studio(studio)
     QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)  # the plain assistant
-    await _until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
+    await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
     await asyncio.sleep(1.0)
     first = subprocess.Popen(["paplay", "--device=micfeed", args.first], stdin=subprocess.DEVNULL)
 
     def agent_speaking() -> bool:
         return any(segment.end is None for segment in session.levels.agent_speaking)
 
-    await _until(agent_speaking, 90, "the agent's long answer")
+    await until(agent_speaking, 90, "the agent's long answer")
     await asyncio.sleep(1.5)  # a little of the answer is heard
     await asyncio.to_thread(first.wait, 10)
     second = subprocess.Popen(["paplay", "--device=micfeed", args.second], stdin=subprocess.DEVNULL)
@@ -111,7 +100,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         turns = session.latency.ordered()
         return len(turns) >= 2 and turns[0].completed and turns[1].completed
 
-    await _until(both_answered, 120, "the interrupted answer and the second one")
+    await until(both_answered, 120, "the interrupted answer and the second one")
     await asyncio.to_thread(second.wait, 10)
     turns = session.latency.ordered()
     result["turns"] = [{"turn_id": t.turn_id, "user": t.user_text, "agent": t.agent_text,
@@ -122,7 +111,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     ARTIFACTS.mkdir(exist_ok=True)
     window.grab().save(str(ARTIFACTS / "app_barge_in_window.png"))
     QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
-    await _until(lambda: controller.call is None, 15, "the hang-up")
+    await until(lambda: controller.call is None, 15, "the hang-up")
 
 
 def driver(argv: list[str]) -> int:

@@ -27,6 +27,8 @@ import pytest
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
 
+until = desktop_env.until
+
 pulse_env = desktop_env.pulse_env
 xvfb_display = desktop_env.xvfb_display
 
@@ -127,13 +129,6 @@ class StallMeter:
                 "loop_samples": len(s), "loop_worst_stall_began": self.times[int(s.argmax())] if self.times else 0.0}
 
 
-async def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
 
 async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any]) -> None:
     from PySide6.QtCore import Qt
@@ -149,11 +144,11 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     window.show()
     window.build_panels()
     assert await controller.start_platform(), "the platform did not start"
-    await _until(lambda: controller.ready, 200, "engines to load")
+    await until(lambda: controller.ready, 200, "engines to load")
     result["engines_ready_s"] = time.monotonic() - t0
     agent = desktop_env.start_seed_agent(controller)
     try:
-        await _until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
+        await until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))
         meter = StallMeter()
         meter.start()
@@ -165,7 +160,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
             if isinstance(e, LoopStall) else None)
         frames0, t_call, cpu0 = window.panels.levels.frames, time.monotonic(), thread_cpu_account()
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
-        await _until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
+        await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
         await asyncio.sleep(1.5)
         player = subprocess.Popen(["paplay", "--device=micfeed", args.wav], stdin=subprocess.DEVNULL)
 
@@ -175,7 +170,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
             return bool(turns and rows and all(r.finished for r in rows) and "mouth_to_ear" in turns[-1].metrics)
 
         try:
-            await _until(done, 180, "a completed turn with a tool call and mouth-to-ear")
+            await until(done, 180, "a completed turn with a tool call and mouth-to-ear")
         finally:
             await asyncio.sleep(1.0)  # let the panels repaint the final state
             result.update(meter.stop())
@@ -202,7 +197,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
             await asyncio.to_thread(desktop_env.screenshot_x, args.display, ARTIFACTS / "app_e2e_screen.png")
             await asyncio.to_thread(player.wait, 10)
         QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
-        await _until(lambda: controller.call is None, 15, "the hang-up")
+        await until(lambda: controller.call is None, 15, "the hang-up")
         folder = controller.last_recording
         result["recording"] = str(folder)
         result["recording_files"] = sorted(p.name for p in Path(folder).iterdir())

@@ -26,7 +26,9 @@ import pytest
 
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
-from tests.test_app_e2e import _free_port, _until
+from tests.test_app_e2e import _free_port
+
+until = desktop_env.until
 
 pulse_env = desktop_env.pulse_env
 xvfb_display = desktop_env.xvfb_display
@@ -113,13 +115,7 @@ def test_an_agent_killed_mid_call_is_explained_and_the_call_goes_on(
 
 
 async def _start(studio: Any) -> None:
-    window, controller = studio.window, studio.controller
-    controller.app_settings.input_device = "vmic"
-    controller.app_settings.output_device = "vspeaker"
-    window.show()
-    window.build_panels()
-    assert await controller.start_platform(), "the platform did not start"
-    await _until(lambda: controller.ready, 200, "engines to load")
+    await desktop_env.start_studio(studio)
 
 
 async def _call(studio: Any) -> None:
@@ -127,7 +123,7 @@ async def _call(studio: Any) -> None:
     from PySide6.QtTest import QTest
 
     QTest.mouseClick(studio.window.call_button, Qt.MouseButton.LeftButton)
-    await _until(lambda: studio.controller.call is not None and studio.controller.call.conversation_id, 20,
+    await until(lambda: studio.controller.call is not None and studio.controller.call.conversation_id, 20,
                  "the call")
 
 
@@ -139,7 +135,7 @@ async def _typed_turn(studio: Any, text: str) -> dict[str, str]:
     done = len([t for t in latency.ordered() if t.completed])
     studio.window.text_input.setText(text)
     QTest.keyClick(studio.window.text_input, Qt.Key.Key_Return)
-    await _until(lambda: len([t for t in latency.ordered() if t.completed]) > done, 120, f"an answer to {text!r}")
+    await until(lambda: len([t for t in latency.ordered() if t.completed]) > done, 120, f"an answer to {text!r}")
     turn = [t for t in latency.ordered() if t.completed][-1]
     return {"user": turn.user_text, "agent": turn.agent_text}
 
@@ -162,7 +158,7 @@ async def _hang_up_and_read_back(studio: Any, seen: dict[str, Any]) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     window.grab().save(str(ARTIFACTS / f"app_{seen['case']}_window.png"))
     QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)
-    await _until(lambda: controller.call is None, 15, "the hang-up")
+    await until(lambda: controller.call is None, 15, "the hang-up")
     seen["call_button_enabled_after_hangup"] = window.call_button.isEnabled()
     folder = Path(controller.last_recording)
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
@@ -192,7 +188,7 @@ async def _unplug(studio: Any, seen: dict[str, Any]) -> None:
                 noticed.setdefault(where, time.monotonic() - t0)
         return len(noticed) == 2
 
-    await _until(both_noticed, 10, "the app to notice the lost speaker and microphone")
+    await until(both_noticed, 10, "the app to notice the lost speaker and microphone")
     seen["noticed_s"] = noticed
     seen["typed_turn"] = await _typed_turn(studio, TYPED)
     await _hang_up_and_read_back(studio, seen)
@@ -203,19 +199,19 @@ async def _agent(studio: Any, seen: dict[str, Any]) -> None:
     await _start(studio)
     agent = desktop_env.start_seed_agent(controller)
     try:
-        await _until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
+        await until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))
         await _call(studio)
         # A turn typed before the agent registered its tools for the call would be answered without them.
-        await _until(lambda: any(a.tools for a in session.agents.agents.values()), 10, "the agent's tools")
+        await until(lambda: any(a.tools for a in session.agents.agents.values()), 10, "the agent's tools")
         seen["turn_before"] = await _typed_turn(studio, "What is the weather in Lisbon?")
         seen["tool_before"] = [[r.name, r.status] for r in session.tool_calls.ordered()]
         t0 = time.monotonic()
         agent.kill()  # a crash: the socket closes without a websocket goodbye
         await asyncio.to_thread(agent.wait, 10)
-        await _until(lambda: not session.agents.agents, 10, "the agent to leave the agents model")
+        await until(lambda: not session.agents.agents, 10, "the agent to leave the agents model")
         panel = window.panels.agents
-        await _until(lambda: panel.tree.topLevelItemCount() == 1 and panel.tree.topLevelItem(0).text(0)
+        await until(lambda: panel.tree.topLevelItemCount() == 1 and panel.tree.topLevelItem(0).text(0)
                      == "no agent connected", 5, "the agents panel to drop the agent")
         seen["dropped_s"] = time.monotonic() - t0
         seen["agents_panel"] = [panel.tree.topLevelItem(i).text(0) for i in range(panel.tree.topLevelItemCount())]

@@ -24,6 +24,8 @@ import pytest
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
 
+until = desktop_env.until
+
 pulse_env = desktop_env.pulse_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,13 +135,6 @@ def test_a_call_without_its_microphone_goes_on_in_text(pulse_env: PulseEnv, tmp_
 # --- the driver, in the app's own process ---------------------------------------------------------------
 
 
-async def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
 
 def _boxes(studio: Any) -> list[Any]:
     from PySide6.QtWidgets import QMessageBox
@@ -169,7 +164,7 @@ def _shown(studio: Any, seen: dict[str, Any]) -> None:
 
 async def _engines(studio: Any, seen: dict[str, Any]) -> None:
     t0 = time.monotonic()
-    await _until(lambda: any("engine" in b.windowTitle() for b in _boxes(studio)) or studio.controller.ready, 90,
+    await until(lambda: any("engine" in b.windowTitle() for b in _boxes(studio)) or studio.controller.ready, 90,
                  "the engines to fail (or load)")
     seen["explained_s"] = time.monotonic() - t0
     await asyncio.sleep(0.3)  # the event log panel's timer
@@ -183,7 +178,7 @@ async def _engines(studio: Any, seen: dict[str, Any]) -> None:
 async def _wav(studio: Any, seen: dict[str, Any]) -> None:
     from app.audio_io import WavFileTrack
 
-    await _until(lambda: bool(studio.window.url_label.text()), 30, "the platform to serve")
+    await until(lambda: bool(studio.window.url_label.text()), 30, "the platform to serve")
     _shown(studio, seen)
     source = studio.controller._open_source()  # what the next call sends
     seen["source"] = {"type": type(source).__name__, "path": str(source.path) if isinstance(source, WavFileTrack)
@@ -197,7 +192,7 @@ async def _text_call(studio: Any, seen: dict[str, Any]) -> None:
 
     controller = studio.controller
     seen["case"] = "no_microphone"
-    await _until(lambda: controller.ready, 120, "the engines to load")
+    await until(lambda: controller.ready, 120, "the engines to load")
     await _call(studio)
     seen["call_started"] = True
     seen["source"] = None if controller.call.source is None else type(controller.call.source).__name__
@@ -223,7 +218,7 @@ def driver(argv: list[str]) -> int:
 
     async def watch() -> None:
         try:
-            await _until(lambda: studio.window.isVisible() and studio.window.panels is not None, 30, "the window")
+            await until(lambda: studio.window.isVisible() and studio.window.panels is not None, 30, "the window")
             await scenario(studio, seen)
         except Exception as exc:
             seen["failure"] = f"{type(exc).__name__}: {exc}"
