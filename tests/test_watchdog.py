@@ -14,12 +14,18 @@ def block_the_loop_for(seconds: float) -> None:
     time.sleep(seconds)  # what an engine call on the loop thread would do
 
 
-async def test_a_stall_is_measured_and_its_code_named() -> None:
+def watched_loop() -> tuple[LoopWatchdog, list[LoopStall]]:
+    """A started watchdog on this loop, and the stalls it publishes."""
     bus = EventBus()
     stalls: list[LoopStall] = []
     bus.subscribe(lambda e: stalls.append(e) if isinstance(e, LoopStall) else None)
     dog = LoopWatchdog(bus)
     dog.start()
+    return dog, stalls
+
+
+async def test_a_stall_is_measured_and_its_code_named() -> None:
+    dog, stalls = watched_loop()
     try:
         await asyncio.sleep(0.1)
         assert stalls == []  # an idle loop does not stall
@@ -42,11 +48,7 @@ def compute_on_the_loop_for(seconds: float) -> None:
 
 
 async def test_a_stall_says_how_much_of_it_the_loop_spent_computing() -> None:
-    bus = EventBus()
-    stalls: list[LoopStall] = []
-    bus.subscribe(lambda e: stalls.append(e) if isinstance(e, LoopStall) else None)
-    dog = LoopWatchdog(bus)
-    dog.start()
+    dog, stalls = watched_loop()
     try:
         await asyncio.sleep(0.05)
         compute_on_the_loop_for(0.2)
