@@ -267,9 +267,8 @@ class MainWindow(QMainWindow):
 
     def _refresh_status(self) -> None:
         engines = self.session.engines
-        if self._engines_failed is not None:
-            pass  # the others never report done: their progress would spin for good
-        elif engines:
+        # After a failure the engines still loading never report done: their progress would spin for good.
+        if engines and self._engines_failed is None:
             pending = [s for s in engines.values() if not s.done]
             if pending:
                 current = pending[0]

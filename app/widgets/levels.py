@@ -15,6 +15,8 @@ from app.widgets.plots import steady_axes
 
 CALLER_COLOR = (80, 170, 255)
 AGENT_COLOR = (255, 150, 60)
+CALLER_PEN, AGENT_PEN = pg.mkPen(CALLER_COLOR, width=1), pg.mkPen(AGENT_COLOR, width=1)
+VAD_BRUSH, AGENT_SPEAKING_BRUSH = pg.mkBrush(*CALLER_COLOR, 45), pg.mkBrush(*AGENT_COLOR, 45)
 MAX_TURN_LINES = 40
 
 
@@ -35,8 +37,8 @@ class LevelTraces(pg.GraphicsObject):
         self.bounds = QRectF()
         self.curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.bands: dict[str, list[QRectF]] = {}
-        self._pens = {"caller": pg.mkPen(CALLER_COLOR, width=1), "agent": pg.mkPen(AGENT_COLOR, width=1)}
-        self._brushes = {"vad": pg.mkBrush(*CALLER_COLOR, 45), "agent": pg.mkBrush(*AGENT_COLOR, 45)}
+        self._pens = {"caller": CALLER_PEN, "agent": AGENT_PEN}
+        self._brushes = {"vad": VAD_BRUSH, "agent": AGENT_SPEAKING_BRUSH}
 
     def set_bounds(self, x0: float, x1: float) -> None:
         bounds = QRectF(x0, FLOOR_DBFS, x1 - x0, -FLOOR_DBFS)
@@ -92,14 +94,14 @@ class LevelsPanel(QWidget):
         self.traces = LevelTraces()
         self.plot.addItem(self.traces)
         for sample, name in (  # legend swatches only: `traces` draws the data
-            (pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(*CALLER_COLOR, 45)), "caller speech (VAD)"),
-            (pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(*AGENT_COLOR, 45)), "agent speaking"),
-            (pg.PlotDataItem(pen=pg.mkPen(CALLER_COLOR, width=1)), "microphone"),
-            (pg.PlotDataItem(pen=pg.mkPen(AGENT_COLOR, width=1)), "agent voice"),
+            (pg.BarGraphItem(x=[], height=[], width=1, brush=VAD_BRUSH), "caller speech (VAD)"),
+            (pg.BarGraphItem(x=[], height=[], width=1, brush=AGENT_SPEAKING_BRUSH), "agent speaking"),
+            (pg.PlotDataItem(pen=CALLER_PEN), "microphone"),
+            (pg.PlotDataItem(pen=AGENT_PEN), "agent voice"),
         ):
             legend.addItem(sample, name)
         self.turn_lines: list[pg.InfiniteLine] = []
-        self._line_texts = [""] * MAX_TURN_LINES  # a label's text is laid out again on every setText
+        self._line_texts = [""] * MAX_TURN_LINES  # a label is laid out again whenever its format changes
         for _ in range(MAX_TURN_LINES):
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), style=pg.QtCore.Qt.PenStyle.DashLine))
             line.label = pg.InfLineLabel(line, text="", position=0.92)

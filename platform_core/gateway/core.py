@@ -233,7 +233,7 @@ class GatewayCore:
     def has_agents(self, conversation_id: str) -> bool:
         """Whether any agent of the conversation's customer is connected (and may register tools)."""
         conversation = self.conversations.get(conversation_id)
-        return conversation is not None and any(True for _ in self._joined(conversation.customer_id))
+        return conversation is not None and bool(self._joined(conversation.customer_id))
 
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
         """The tools the LLM may choose now: only those whose agent is connected (a reconnecting agent

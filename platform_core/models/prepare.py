@@ -11,12 +11,11 @@ import argparse
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, distribution
 from typing import TextIO
 
 from platform_core.models.errors import ModelError
 from platform_core.models.manifest import ModelSpec, load_manifest
-from platform_core.models.store import ensure_model
+from platform_core.models.store import ensure_model, missing_packages
 
 
 class _LinePrinter:
@@ -66,22 +65,16 @@ def prepare_main(argv: list[str]) -> int:
 
 def install_packages(spec: ModelSpec) -> bool:
     """pip-install the packages of `spec` that are missing (into this interpreter's environment)."""
-    missing = [pin.requirement for pin in spec.packages if not _installed(pin.name)]
+    missing = [pin.requirement for pin in missing_packages(spec)]
     if not missing:
         return True
     print(f"[{spec.id}] installing {len(missing)} package(s)", flush=True)
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
                *spec.pip_flags.split(), *missing]
     if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
-        print(f"[{spec.id}] FAILED: pip could not install {' '.join(missing)}", file=sys.stderr, flush=True)
-        return False
-    return True
-
-
-def _installed(package: str) -> bool:
-    try:
-        distribution(package)
-    except PackageNotFoundError:
+        print(f"[{spec.id}] FAILED: pip could not install {' '.join(missing)} (its message is above). "
+              f"Check the network and the package index, then retry, or run: {' '.join(command[2:])}",
+              file=sys.stderr, flush=True)
         return False
     return True
 

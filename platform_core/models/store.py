@@ -27,7 +27,7 @@ from typing import Any
 
 from platform_core.config import user_cache_dir
 from platform_core.models.errors import ModelError
-from platform_core.models.manifest import Manifest, ModelSpec, OutputFile, SourceFile, load_manifest
+from platform_core.models.manifest import Manifest, ModelSpec, OutputFile, PackagePin, SourceFile, load_manifest
 
 Progress = Callable[[str, float | None], None]
 _CHUNK = 4 << 20
@@ -50,13 +50,19 @@ def _noop(message: str, fraction: float | None) -> None:
 # --- packages ------------------------------------------------------------------------------------
 
 
-def _check_installed(spec: ModelSpec) -> None:
+def missing_packages(spec: ModelSpec) -> list[PackagePin]:
+    """The packages of `spec` that are not installed in this interpreter's environment."""
     missing = []
     for pin in spec.packages:
         try:
             distribution(pin.name)
         except PackageNotFoundError:
             missing.append(pin)
+    return missing
+
+
+def _check_installed(spec: ModelSpec) -> None:
+    missing = missing_packages(spec)
     if missing:
         names = " ".join(p.requirement for p in missing)
         flags = f"{spec.pip_flags} " if spec.pip_flags else ""

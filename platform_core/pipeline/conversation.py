@@ -36,7 +36,7 @@ from platform_core.events import (
     TurnStarted,
     VadStateChanged,
 )
-from platform_core.pipeline.responder import Responder
+from platform_core.pipeline.responder import FIRST_TOOLS_WAIT_S, Responder
 from platform_core.pipeline.tools import ToolRouter
 from platform_core.pipeline.turn import Turn
 from platform_core.pipeline.turns import TurnDetector
@@ -44,7 +44,6 @@ from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, 
 
 log = logging.getLogger(__name__)
 
-TOOLS_WAIT_S = 3.0  # how long an agent's dispatcher may take to register a new conversation's tools
 GREETING_TURN_ID = 0  # caller turns count from 1
 PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
 
@@ -109,7 +108,7 @@ class Conversation:
             await self.responder.warm_up([], reply=True)
         if not (self.agent_id or self.router.has_agents(self.conversation_id)):
             return
-        tools = await self.router.wait_for_tools(self.conversation_id, TOOLS_WAIT_S)
+        tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         if tools and self._current is None:
             await self.responder.warm_up(tools, reply=False)
 
