@@ -36,42 +36,12 @@ class LatencyPanel(QWidget):
         self.model = model
         self._drawn_version = -1
 
-        self.bars_plot = pg.PlotWidget(background="w", title="per turn: where the time went")
-        self.bars_plot.setLabel("left", "seconds")
-        self.bars_plot.setLabel("bottom", "turn")
-        self.bars_plot.setMenuEnabled(False)
-        legend = self.bars_plot.addLegend(offset=(-5, 5), colCount=1, labelTextSize="7pt")
-        self._brushes = {stage: pg.mkBrush(*STAGE_COLORS[stage]) for stage in STAGES}
-        for stage in STAGES:  # swatches for the legend only: one item draws every bar
-            legend.addItem(pg.BarGraphItem(x=[], height=[], width=0.6, brush=self._brushes[stage]), stage)
-        # One item for all the stacked bars: pyqtgraph's per-item bookkeeping (bounds, pixel vectors)
-        # made eight items cost ~10 ms per update, and the update landed on the GUI's event loop.
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.6)
-        self.bars_plot.addItem(self.bars)
+        self.bars_plot, self.bars = self._build_bars_plot()
         self._heights: dict[str, list[float]] = {stage: [] for stage in STAGES}
-
-        self.series_plot = pg.PlotWidget(background="w", title="over the conversation")
-        self.series_plot.setLabel("left", "seconds")
-        self.series_plot.setLabel("bottom", "turn")
-        self.series_plot.setMenuEnabled(False)
-        self.series_plot.addLegend(offset=(5, 5))
-        self.e2e_curve = self.series_plot.plot(
-            pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name="voice-to-voice"
-        )
-        self.m2e_curve = self.series_plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name="mouth-to-ear")
+        self.series_plot, self.e2e_curve, self.m2e_curve = self._build_series_plot()
         for plot in (self.bars_plot, self.series_plot):
             steady_axes(plot)
-
-        self.mouth_to_ear = QLabel("mouth-to-ear: —")
-        big = QFont(self.mouth_to_ear.font())
-        big.setPointSize(12)
-        big.setBold(True)
-        self.mouth_to_ear.setFont(big)
-        self.mouth_to_ear.setWordWrap(True)
-        self.mouth_to_ear.setToolTip(
-            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
-            " speaker: includes WebRTC, the jitter buffer and the audio devices."
-        )
+        self.mouth_to_ear = self._build_mouth_to_ear_label()
         self.table = QTableWidget(len(SUMMARY_METRICS), 3)
         self.table.setHorizontalHeaderLabels(["n", "p50", "p95"])
         self.table.setVerticalHeaderLabels(list(SUMMARY_METRICS))
@@ -80,17 +50,7 @@ class LatencyPanel(QWidget):
         plots = QHBoxLayout()
         plots.addWidget(self.bars_plot, 3)
         plots.addWidget(self.series_plot, 2)
-        # A fixed-width side column: text that grows (a wrapped mouth-to-ear line, wider table cells)
-        # must not resize the plots, which would re-render both of them on the shared event loop.
-        side_column = QWidget()
-        side_column.setFixedWidth(SIDE_COLUMN_WIDTH)
-        side = QVBoxLayout(side_column)
-        side.setContentsMargins(0, 0, 0, 0)
-        line_height = QFontMetrics(big).lineSpacing()
-        self.mouth_to_ear.setFixedHeight(2 * line_height + 4)  # "last ..., p50 ..., p95 ..." wraps once
-        side.addWidget(self.mouth_to_ear)
-        side.addWidget(self.table)
-        plots.addWidget(side_column, 0)
+        plots.addWidget(self._build_side_column(), 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(plots)
@@ -99,6 +59,56 @@ class LatencyPanel(QWidget):
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+
+    def _build_bars_plot(self) -> tuple[pg.PlotWidget, pg.BarGraphItem]:
+        plot = pg.PlotWidget(background="w", title="per turn: where the time went")
+        plot.setLabel("left", "seconds")
+        plot.setLabel("bottom", "turn")
+        plot.setMenuEnabled(False)
+        legend = plot.addLegend(offset=(-5, 5), colCount=1, labelTextSize="7pt")
+        self._brushes = {stage: pg.mkBrush(*STAGE_COLORS[stage]) for stage in STAGES}
+        for stage in STAGES:  # swatches for the legend only: one item draws every bar
+            legend.addItem(pg.BarGraphItem(x=[], height=[], width=0.6, brush=self._brushes[stage]), stage)
+        # One item for all the stacked bars: pyqtgraph's per-item bookkeeping (bounds, pixel vectors)
+        # made eight items cost ~10 ms per update, and the update landed on the GUI's event loop.
+        bars = pg.BarGraphItem(x=[], height=[], width=0.6)
+        plot.addItem(bars)
+        return plot, bars
+
+    def _build_series_plot(self) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.PlotDataItem]:
+        plot = pg.PlotWidget(background="w", title="over the conversation")
+        plot.setLabel("left", "seconds")
+        plot.setLabel("bottom", "turn")
+        plot.setMenuEnabled(False)
+        plot.addLegend(offset=(5, 5))
+        e2e = plot.plot(pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name="voice-to-voice")
+        m2e = plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name="mouth-to-ear")
+        return plot, e2e, m2e
+
+    def _build_mouth_to_ear_label(self) -> QLabel:
+        label = QLabel("mouth-to-ear: —")
+        big = QFont(label.font())
+        big.setPointSize(12)
+        big.setBold(True)
+        label.setFont(big)
+        label.setWordWrap(True)
+        label.setToolTip(
+            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
+            " speaker: includes WebRTC, the jitter buffer and the audio devices."
+        )
+        label.setFixedHeight(2 * QFontMetrics(big).lineSpacing() + 4)  # "last ..., p50 ..., p95 ..." wraps once
+        return label
+
+    def _build_side_column(self) -> QWidget:
+        # A fixed-width side column: text that grows (a wrapped mouth-to-ear line, wider table cells)
+        # must not resize the plots, which would re-render both of them on the shared event loop.
+        column = QWidget()
+        column.setFixedWidth(SIDE_COLUMN_WIDTH)
+        side = QVBoxLayout(column)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.mouth_to_ear)
+        side.addWidget(self.table)
+        return column
 
     def bar_heights(self) -> dict[str, list[float]]:
         """The stacked values currently drawn, by stage (for tests)."""
