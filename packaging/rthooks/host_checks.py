@@ -18,7 +18,8 @@ import sys
 _BUNDLE = getattr(sys, "_MEIPASS", os.path.dirname(sys.executable))
 _PORTAUDIO = os.path.join(_BUNDLE, "libportaudio.so.2")
 _ALSA_CONF = "/usr/share/alsa/alsa.conf"
-_HEADLESS_FLAGS = ("--self-test", "--run-agent")
+# The self-test and the child processes the bundle starts of itself (an agent, the llama.cpp server) open no window.
+_HEADLESS_FLAGS = ("--self-test", "--run-agent", "--run-llm-server")
 _system_find_library = ctypes.util.find_library
 _warned = False
 
