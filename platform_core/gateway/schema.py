@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from platform_core.errors import StudioError
 from platform_core.pipeline.tools import ToolSpec
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -25,7 +26,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(StudioError, ValueError):
     """A tool registration that cannot be accepted; the message names the tool and the problem."""
 
 
