@@ -27,7 +27,7 @@ from platform_core.gateway import AgentGateway
 from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
 from platform_core.server.app import PortInUse, start_server
-from platform_core.server.signalling import CallRefused
+from platform_core.server.host import CallRefused
 from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
 
