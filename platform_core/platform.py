@@ -26,6 +26,7 @@ from platform_core.events import EngineProgress, ErrorOccurred
 from platform_core.gateway import AgentGateway
 from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
+from platform_core.protocol import GATEWAY_PATH
 from platform_core.server.app import PortInUse, start_server
 from platform_core.server.host import CallRefused
 from platform_core.transport.peer import CallPeer
@@ -58,7 +59,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://{self.config.server.host}:{self._port}/customer_sdk/websocket"
+        return f"ws://{self.config.server.host}:{self._port}{GATEWAY_PATH}"
 
     async def start(self, *, wait_for_engines: bool = True) -> None:
         """Serve on the configured port at once, then load the engines (EngineProgress on the bus).

@@ -1,9 +1,9 @@
 """The agent gateway: agents written with conversimple-sdk or agent_sdk connect here and serve tool calls."""
 
-from platform_core.gateway.frames import MAX_FRAME_BYTES, WS_MAX_SIZE
-from platform_core.gateway.gateway import GATEWAY_PATH, SUBPROTOCOL, AgentGateway
+from platform_core.gateway.gateway import AgentGateway
 from platform_core.gateway.server import serve_gateway
 from platform_core.gateway.state import AgentInfo
+from platform_core.protocol import GATEWAY_PATH, MAX_FRAME_BYTES, SUBPROTOCOL, WS_MAX_SIZE
 
 __all__ = [
     "GATEWAY_PATH",

@@ -11,13 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from platform_core.errors import StudioError
-
-MAX_FRAME_BYTES = 1024 * 1024
-"""Frames above this size are answered with a `frame_too_large` protocol error."""
-
-WS_MAX_SIZE = 4 * MAX_FRAME_BYTES
-"""The websocket layer's own limit: frames between the two are read and refused politely; above it
-websockets closes the connection with 1009 (message too big)."""
+from platform_core.protocol import MAX_FRAME_BYTES
 
 Ref = str | int | None
 

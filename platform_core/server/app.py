@@ -1,5 +1,5 @@
-"""The platform's one port: the web page (GET /), WebRTC signalling (WS /call) and the agent
-gateway (WS /customer_sdk/websocket), served by a single websockets server."""
+"""The platform's one port: the web page (GET /), WebRTC signalling (WS CALL_PATH, /call) and the agent
+gateway (WS GATEWAY_PATH, /customer_sdk/websocket), served by a single websockets server."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from platform_core.protocol import CALL_PATH, GATEWAY_PATH, SUBPROTOCOL, WS_MAX_SIZE
 from platform_core.resources import resource_path
 from platform_core.server.host import ServerHost
 from platform_core.server.signalling import handle_call
 
 log = logging.getLogger(__name__)
-
-GATEWAY_PATH = "/customer_sdk/websocket"
-CALL_PATH = "/call"
-# Frames up to this size are read and then judged by the gateway, so an oversized one gets a
-# protocol error instead of a dropped connection; larger ones close the connection (1009).
-MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class PortInUse(OSError):
@@ -55,7 +50,7 @@ def _route(host: ServerHost) -> Callable[[ServerConnection, Request], Response |
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     # The Conversimple SDK offers phoenix-websocket; browsers and /call clients offer none.
-    return Subprotocol("phoenix-websocket") if "phoenix-websocket" in offered else None
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
 
 
 async def start_server(served: ServerHost, host: str, port: int) -> Server:
@@ -73,7 +68,7 @@ async def start_server(served: ServerHost, host: str, port: int) -> Server:
             port,
             process_request=_route(served),
             select_subprotocol=_select_subprotocol,
-            max_size=MAX_FRAME_BYTES,
+            max_size=WS_MAX_SIZE,  # larger frames are read, then refused by the gateway with a reason
             compression=None,  # agents and callers send many small frames: deflate only costs time
             server_header="conversimple-platform",
         )
