@@ -26,7 +26,8 @@ from typing import Any
 import psutil
 
 from platform_core.bus import EventBus
-from platform_core.gateway import GATEWAY_PATH, AgentGateway, serve_gateway
+from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "load-key"

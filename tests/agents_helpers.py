@@ -16,7 +16,8 @@ from pathlib import Path
 from platform_core.bus import EventBus
 from platform_core.config import user_cache_dir
 from platform_core.events import Event
-from platform_core.gateway import GATEWAY_PATH, AgentGateway, serve_gateway
+from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
