@@ -72,7 +72,7 @@ class Agent:
         self._states: dict[str, dict[str, Any]] = {}
         self._last_conversation: str | None = None
         self._callbacks: dict[str, Callable[..., Any]] = {}
-        self._runtime: Runtime | None = None
+        self._runtime: Runtime[Agent] | None = None
 
     # --- per-conversation state ----------------------------------------------------------------------
 

@@ -21,3 +21,9 @@ def _imported_modules(path: Path) -> set[str]:
 def test_the_server_does_not_import_the_platform(path: Path) -> None:
     """platform.py imports server/; server/ knows its host only as server/host.py's ServerHost."""
     assert "platform_core.platform" not in _imported_modules(path)
+
+
+@pytest.mark.parametrize("name", ["runtime.py", "connection.py", "wire.py", "tools.py", "schema.py"])
+def test_the_agent_sdk_runtime_does_not_import_the_agent(name: str) -> None:
+    """agent.py imports the runtime; the runtime knows an agent only as its ServedAgent protocol."""
+    assert not {"agent_sdk.agent", "agent_sdk"} & _imported_modules(ROOT / "agent_sdk" / name)
