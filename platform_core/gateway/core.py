@@ -49,6 +49,7 @@ from platform_core.gateway.state import (
     ToolsChanged,
 )
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
+from platform_core.protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +455,8 @@ class GatewayCore:
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
         if call is None or call.connection_id != conn.id:
             return []
-        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the 1 MiB frame limit")
+        limit = f"{MAX_FRAME_BYTES // 2**20} MiB"
+        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the {limit} frame limit")
 
     # --- internals: helpers ----------------------------------------------------------------------------
 
