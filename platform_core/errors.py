@@ -7,6 +7,11 @@ Every error the studio explains to a person derives from `StudioError`; the app 
 from __future__ import annotations
 
 
+def explained(message: str, hint: str = "") -> str:
+    """How an explained failure prints: the message, then `  -> hint` on its own line if there is one."""
+    return f"{message}\n  -> {hint}" if hint else message
+
+
 class StudioError(Exception):
     """An explained failure. `message` says what happened, `hint` (may be empty) what to do."""
 
@@ -16,4 +21,4 @@ class StudioError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message}\n  -> {self.hint}" if self.hint else self.message
+        return explained(self.message, self.hint)

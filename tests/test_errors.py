@@ -9,7 +9,7 @@ from app.audio_io import AudioDeviceError
 from app.recording import RecordingError
 from platform_core.engines.base import EngineUnavailable
 from platform_core.engines.llm import LLMError
-from platform_core.errors import StudioError
+from platform_core.errors import StudioError, explained
 from platform_core.gateway.frames import ProtocolError
 from platform_core.gateway.schema import SpecError
 from platform_core.models import ModelError
@@ -50,3 +50,9 @@ def test_a_protocol_error_names_its_code() -> None:
     assert isinstance(error, StudioError)
     assert (error.code, error.detail, str(error)) == ("not_joined", "join the channel first",
                                                        "not_joined: join the channel first")
+
+
+def test_events_with_a_hint_print_like_errors() -> None:
+    """The command line prints an ErrorOccurred event's message and hint the way errors print."""
+    assert explained("Lost Ollama", "start `ollama serve`") == str(StudioError("Lost Ollama", "start `ollama serve`"))
+    assert explained("Lost Ollama") == "Lost Ollama"
