@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 from agent_sdk.runtime import Runtime
 from agent_sdk.tools import ToolDefinition, discover
 from agent_sdk.wire import derived_customer_id
+from platform_core.protocol import GATEWAY_PATH
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "ws://127.0.0.1:8765/customer_sdk/websocket"
+DEFAULT_URL = f"ws://127.0.0.1:8765{GATEWAY_PATH}"
 _current: ContextVar[str | None] = ContextVar("agent_sdk_conversation", default=None)
 
 
@@ -71,7 +72,7 @@ class Agent:
         self._states: dict[str, dict[str, Any]] = {}
         self._last_conversation: str | None = None
         self._callbacks: dict[str, Callable[..., Any]] = {}
-        self._runtime: Runtime | None = None
+        self._runtime: Runtime[Agent] | None = None
 
     # --- per-conversation state ----------------------------------------------------------------------
 

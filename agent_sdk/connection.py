@@ -18,11 +18,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from agent_sdk.wire import AuthenticationError, Channel, ServerMessage, connect_url, join_result, parse
+from platform_core.protocol import SUBPROTOCOL, WS_MAX_SIZE
 
 log = logging.getLogger(__name__)
 
 PERMANENT = ("unauthorized", "invalid_api_key", "missing_credentials", "forbidden")
-MAX_SIZE = 4 * 1024 * 1024
 
 
 class Connection:
@@ -138,8 +138,8 @@ class Connection:
     async def _session(self) -> None:
         async with connect(
             self.url,
-            subprotocols=[Subprotocol("phoenix-websocket")],
-            max_size=MAX_SIZE,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            max_size=WS_MAX_SIZE,
             compression=None,
             open_timeout=10,
         ) as ws:

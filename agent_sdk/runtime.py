@@ -3,6 +3,9 @@
 A standalone `Agent` runs a runtime whose factory returns the agent itself for every conversation; a
 `Dispatcher` runs one whose factory makes a new agent instance per conversation. Either way a tool call
 is routed by its conversation id to the instance bound to that conversation.
+
+The runtime knows an agent only as `ServedAgent` (what it calls on one), so agent.py imports this
+module and not the other way round.
 """
 
 from __future__ import annotations
@@ -10,36 +13,56 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from agent_sdk.connection import Connection
-from agent_sdk.tools import ToolCall
+from agent_sdk.tools import ToolCall, ToolDefinition
 from agent_sdk.wire import ServerMessage
-
-if TYPE_CHECKING:
-    from agent_sdk.agent import Agent
 
 log = logging.getLogger(__name__)
 
-Factory = Callable[[str, "str | None"], "Agent | None"]
 ANSWER_CACHE = 1024  # repeated call ids get the earlier answer, as in conversimple-sdk
 
 
-class Runtime:
+class ServedAgent(Protocol):
+    """What the runtime calls on an agent (`Agent` implements it). Underscored: these are agent_sdk's
+    own, kept out of the names an agent author uses for tools and hooks."""
+
+    @property
+    def tools(self) -> Mapping[str, ToolDefinition]: ...
+
+    def _conversation_bound(self, conversation_id: str) -> None: ...
+
+    def _conversation_unbound(self, conversation_id: str) -> None: ...
+
+    def _handler(self, hook: str) -> Callable[..., Any] | None:
+        """The agent's handler for a lifecycle hook, or None (then the runtime skips that work)."""
+        ...
+
+    async def _fire(self, hook: str, *args: Any) -> None: ...
+
+    def _in_conversation(self, conversation_id: str) -> AbstractContextManager[None]: ...
+
+
+AgentT = TypeVar("AgentT", bound=ServedAgent)
+
+
+class Runtime(Generic[AgentT]):
     def __init__(
         self,
         url: str,
         api_key: str,
         customer_id: str,
-        factory: Factory,
+        factory: Callable[[str, str | None], AgentT | None],
         on_error: Callable[[str, str, dict[str, Any]], Any] | None = None,
         **options: Any,
     ) -> None:
         self.connection = Connection(url, api_key, customer_id, self._on_message, self._on_connected, **options)
         self.factory = factory
-        self.bindings: dict[str, Agent] = {}
+        self.bindings: dict[str, AgentT] = {}
         self._started: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._answers: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
@@ -57,7 +80,7 @@ class Runtime:
         for conversation_id in list(self.bindings):
             await self._end(conversation_id)
 
-    def bind(self, conversation_id: str, agent: Agent) -> None:
+    def bind(self, conversation_id: str, agent: AgentT) -> None:
         self.bindings[conversation_id] = agent
         agent._conversation_bound(conversation_id)
 
@@ -117,7 +140,7 @@ class Runtime:
         await agent._fire("conversation_ended", conversation_id)
         agent._conversation_unbound(conversation_id)
 
-    async def _register(self, conversation_id: str, agent: Agent) -> None:
+    async def _register(self, conversation_id: str, agent: AgentT) -> None:
         tools = [t.wire() for t in agent.tools.values()]
         await self.connection.send("register_conversation_tools", {"conversation_id": conversation_id, "tools": tools})
 

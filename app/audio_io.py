@@ -24,6 +24,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from app.audio_format import FRAME, RATE, rms_dbfs
+from platform_core import StudioError
 
 __all__ = ["FRAME", "RATE", "AudioDeviceError", "MicrophoneTrack", "SpeakerOutput", "WavFileTrack", "rms_dbfs"]
 
@@ -32,13 +33,8 @@ TIME_BASE = fractions.Fraction(1, RATE)
 FrameHook = Callable[[np.ndarray, float], None]  # (int16 samples, monotonic time of the first sample)
 
 
-class AudioDeviceError(Exception):
+class AudioDeviceError(StudioError):
     """An audio device problem explained: `message` says what and why, `hint` what to do."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 def _sounddevice() -> Any:

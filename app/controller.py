@@ -155,7 +155,7 @@ class AppController(QObject):
         except platform_core.PlatformError as exc:
             self.window.engine_label.setText("The platform is not running")
             self.window.progress.hide()
-            self.window.show_failure("The platform could not start", str(exc).split("\n")[0], exc.hint)
+            self.window.show_failure("The platform could not start", exc.message, exc.hint)
             self.platform = None
             return False
         self.window.set_platform_url(self.platform.gateway_url)
@@ -187,12 +187,12 @@ class AppController(QObject):
                 await platform.stop()
         await self.start_platform()
 
-    async def _await_engines(self, error_type: type[Exception]) -> None:
+    async def _await_engines(self, error_type: type[platform_core.StudioError]) -> None:
         try:
             await self.platform.wait_ready()
         except error_type as exc:
             self.window.set_engines_failed("Engines failed to load: calls are unavailable")
-            self.window.show_failure("An engine could not load", str(exc).split("\n")[0], getattr(exc, "hint", ""))
+            self.window.show_failure("An engine could not load", exc.message, exc.hint)
             return
         self.ready = True
         self.window.set_ready(f"Ready. Agents connect to {self.platform.gateway_url}")

@@ -28,8 +28,8 @@ import numpy as np
 from app.viewmodels.latency import SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
+from platform_core import StudioError, user_data_dir
 from platform_core import events as ev
-from platform_core import user_data_dir
 
 RATE = 48_000
 _EVENT_TYPES: dict[str, type[ev.Event]] = {
@@ -169,11 +169,8 @@ class SavedConversation:
     session: SessionModel = field(default_factory=SessionModel)
 
 
-class RecordingError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+class RecordingError(StudioError):
+    """A saved conversation that cannot be opened; `hint` says what to do."""
 
 
 def _read_wav(path: Path) -> np.ndarray:

@@ -72,9 +72,12 @@ class SelfTest:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    hint = getattr(exc, "hint", "")
-    return f"{text} -> {hint}" if hint and hint not in text else text
+    from platform_core import StudioError
+
+    if isinstance(exc, StudioError):
+        text = " ".join(exc.message.split())
+        return f"{text} -> {exc.hint}" if exc.hint else text
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _stage_line(stage: Stage) -> str:

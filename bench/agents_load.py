@@ -27,6 +27,7 @@ import psutil
 
 from platform_core.bus import EventBus
 from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "load-key"
@@ -122,7 +123,7 @@ def degraded(r: dict[str, Any]) -> bool:
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     gateway = AgentGateway(EventBus(), {KEY: "load"})
     server = await serve_gateway(gateway, "127.0.0.1", 0)
-    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/customer_sdk/websocket"
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}{GATEWAY_PATH}"
     for i in range(args.agents):
         await gateway.conversation_started(f"load-{i}", None, "load")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

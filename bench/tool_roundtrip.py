@@ -23,6 +23,7 @@ from typing import Any
 
 from platform_core.bus import EventBus
 from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
@@ -97,7 +98,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     bus = EventBus()
     gateway = AgentGateway(bus, {KEY: "bench"})
     server = await serve_gateway(gateway, "127.0.0.1", 0)
-    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/customer_sdk/websocket"
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}{GATEWAY_PATH}"
     results: dict[str, Any] = {}
     env = {**os.environ, "CONVERSIMPLE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:

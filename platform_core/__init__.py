@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         write_json_atomic,
     )
     from platform_core.engines.llm.llama_server import main as run_llm_server
+    from platform_core.errors import StudioError
     from platform_core.models import ModelError, ensure_model, load_manifest, prepare_models
     from platform_core.platform import Platform, PlatformError
     from platform_core.resources import resource_path
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 # public name -> (module, attribute in it; None: the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
+    # the one error type: every explained failure (`message`, `hint`) derives from it
+    "StudioError": ("platform_core.errors", "StudioError"),
     # the platform in this process
     "Platform": ("platform_core.platform", "Platform"),
     "PlatformError": ("platform_core.platform", "PlatformError"),
@@ -95,6 +98,7 @@ __all__ = [
     "PlatformConfig",
     "PlatformError",
     "ServerConfig",
+    "StudioError",
     "VoiceLoopConfig",
     "ensure_model",
     "events",

@@ -21,26 +21,22 @@ from platform_core.config import PlatformConfig
 from platform_core.engines.base import EngineUnavailable
 from platform_core.engines.factory import load_engines
 from platform_core.engines.runner import Engines
+from platform_core.errors import StudioError
 from platform_core.events import EngineProgress, ErrorOccurred
 from platform_core.gateway import AgentGateway
+from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
+from platform_core.protocol import GATEWAY_PATH
 from platform_core.server.app import PortInUse, start_server
-from platform_core.server.signalling import CallRefused
+from platform_core.server.host import CallRefused
 from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 
 
-class PlatformError(RuntimeError):
+class PlatformError(StudioError, RuntimeError):
     """The platform cannot start or run. `hint` says what to do."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{super().__str__()}\n  -> {self.hint}" if self.hint else super().__str__()
 
 
 class Platform:
@@ -63,7 +59,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://{self.config.server.host}:{self._port}/customer_sdk/websocket"
+        return f"ws://{self.config.server.host}:{self._port}{GATEWAY_PATH}"
 
     async def start(self, *, wait_for_engines: bool = True) -> None:
         """Serve on the configured port at once, then load the engines (EngineProgress on the bus).
@@ -96,8 +92,8 @@ class Platform:
         assert self._engines_task is not None, "start() first"
         try:
             return await asyncio.shield(self._engines_task)
-        except EngineUnavailable as exc:
-            raise PlatformError(str(exc).split("\n")[0], exc.hint) from exc
+        except (EngineUnavailable, ModelError) as exc:
+            raise PlatformError(exc.message, exc.hint) from exc
 
     async def _load_engines(self) -> Engines:
         def progress(component: str, message: str, fraction: float | None) -> None:
@@ -106,8 +102,8 @@ class Platform:
 
         try:
             self.engines = await load_engines(self.config.engines, progress)
-        except EngineUnavailable as exc:
-            self.bus.publish(ErrorOccurred(where="engines", message=str(exc).split("\n")[0], hint=exc.hint))
+        except (EngineUnavailable, ModelError) as exc:
+            self.bus.publish(ErrorOccurred(where="engines", message=exc.message, hint=exc.hint))
             raise
         return self.engines
 
@@ -127,8 +123,9 @@ class Platform:
         if self.engines is None:
             if self._engines_task is not None and self._engines_task.done() and self._engines_task.exception():
                 exc = self._engines_task.exception()
-                raise CallRefused(f"the engines failed to load: {str(exc).splitlines()[0]}",
-                                  getattr(exc, "hint", "see the platform's log"))
+                if isinstance(exc, StudioError):
+                    raise CallRefused(f"the engines failed to load: {exc.message}", exc.hint)
+                raise CallRefused(f"the engines failed to load: {exc}", "see the platform's log")
             raise CallRefused("the engines are still loading", "wait until the platform reports ready")
         customer_id = self.customer_for(api_key)
         conversation = Conversation(

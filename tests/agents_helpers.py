@@ -17,6 +17,7 @@ from platform_core.bus import EventBus
 from platform_core.config import user_cache_dir
 from platform_core.events import Event
 from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -73,7 +74,7 @@ class Platform:
     events: list[Event]
 
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/customer_sdk/websocket"
+        return f"ws://127.0.0.1:{self.port}{GATEWAY_PATH}"
 
 
 @contextlib.asynccontextmanager

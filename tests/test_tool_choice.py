@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,12 +11,10 @@ from platform_core.engines.base import ChatMessage
 from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM
 from platform_core.pipeline.tool_choice import (
     ToolChoice,
-    answer_context,
     choose_tool,
     parse_tool_choice,
     tool_choice_messages,
     tool_choice_schema,
-    validate_arguments,
 )
 from platform_core.pipeline.tools import ToolSpec
 
@@ -41,20 +38,6 @@ LOOKUP = ToolSpec(
     {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
 )
 TOOLS = [WEATHER, BOOK, LOOKUP]
-STRICT = ToolSpec(
-    "set_alarm",
-    "Set an alarm.",
-    {
-        "type": "object",
-        "properties": {
-            "hour": {"type": "integer"},
-            "mode": {"type": "string", "enum": ["beep", "radio"]},
-            "snooze": {"type": "boolean"},
-        },
-        "required": ["hour"],
-        "additionalProperties": False,
-    },
-)
 
 
 def test_schema_offers_each_tool_with_its_arguments_and_none() -> None:
@@ -74,27 +57,6 @@ def test_fixed_prompt_prefix_is_the_same_every_turn() -> None:
     )
     assert first[:-1] == later[:-1]  # only the last message changes: the KV cache prefix is reused
     assert later[-1].content.endswith("User: weather in Rome?")
-
-
-@pytest.mark.parametrize(
-    ("args", "problem"),
-    [
-        ({}, "missing required argument 'hour'"),
-        ({"hour": "7"}, "'hour' must be integer"),
-        ({"hour": True}, "'hour' must be integer"),
-        ({"hour": 7, "mode": "siren"}, "must be one of ['beep', 'radio']"),
-        ({"hour": 7, "snooze": 1}, "'snooze' must be boolean"),
-        ({"hour": 7, "volume": 3}, "unexpected argument 'volume'"),
-        ([7], "arguments must be an object"),
-    ],
-)
-def test_validate_arguments_problems(args: object, problem: str) -> None:
-    assert any(problem in p for p in validate_arguments(STRICT, args))
-
-
-def test_validate_arguments_accepts_valid_and_extra_when_allowed() -> None:
-    assert validate_arguments(STRICT, {"hour": 7, "mode": "radio", "snooze": False}) == []
-    assert validate_arguments(WEATHER, {"location": "Rome", "units": "metric"}) == []  # schema allows extras
 
 
 @pytest.mark.parametrize(
@@ -136,17 +98,6 @@ def test_a_normalised_name_is_still_grounded() -> None:
     text = '{"tool":"get_weather","arguments":{"location":"Lisboa"}}'
     assert parse_tool_choice(text, TOOLS, said) == ToolChoice("get_weather", {"location": "Lisboa"})
     assert parse_tool_choice('{"tool":"get_weather","arguments":{"location":"Berlin"}}', TOOLS, said) is None
-
-
-def test_answer_context_puts_the_tool_result_before_the_reply() -> None:
-    history = [ChatMessage("user", "Weather in Rome?")]
-    choice = ToolChoice("get_weather", {"location": "Rome"})
-    messages = answer_context("Be brief.", history, choice, result={"sky": "sunny", "celsius": 24})
-    assert [m.role for m in messages] == ["system", "user", "assistant", "tool"]
-    assert json.dumps({"location": "Rome"}) in messages[2].content
-    assert "sunny" in messages[3].content and messages[3].to_openai()["role"] == "user"
-    failed = answer_context("Be brief.", history, choice, error="timeout")
-    assert "failed: timeout" in failed[-1].content
 
 
 async def test_no_tools_means_no_model_call() -> None:

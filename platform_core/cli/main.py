@@ -10,6 +10,7 @@ import signal
 import sys
 
 from platform_core.config import PlatformConfig, load_settings
+from platform_core.errors import explained
 from platform_core.events import EngineProgress, ErrorOccurred, Event
 
 
@@ -38,8 +39,7 @@ def _print_progress(event: Event) -> None:
         pct = f" {event.fraction:4.0%}" if event.fraction is not None else ""
         print(f"[{event.component}]{pct} {event.message}", flush=True)
     elif isinstance(event, ErrorOccurred):
-        print(f"error ({event.where}): {event.message}" + (f"\n  -> {event.hint}" if event.hint else ""),
-              file=sys.stderr, flush=True)
+        print(f"error ({event.where}): {explained(event.message, event.hint)}", file=sys.stderr, flush=True)
 
 
 async def _serve(args: argparse.Namespace) -> int:

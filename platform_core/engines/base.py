@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from platform_core.errors import StudioError
+
 FloatAudio = npt.NDArray[np.float32]  # mono, -1..1
 Int16Audio = npt.NDArray[np.int16]  # mono PCM
 
@@ -96,13 +98,5 @@ class PausableEngine(Protocol):
     def resume(self) -> None: ...
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(StudioError, RuntimeError):
     """An engine could not start. `hint` tells the user what to do about it."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def __str__(self) -> str:
-        base = super().__str__()
-        return f"{base}\n  -> {self.hint}" if self.hint else base

@@ -1,15 +1,12 @@
-"""The agent gateway: agents written with conversimple-sdk or agent_sdk connect here and serve tool calls."""
+"""The agent gateway: agents written with conversimple-sdk or agent_sdk connect here and serve tool calls.
 
-from platform_core.gateway.frames import MAX_FRAME_BYTES, WS_MAX_SIZE
-from platform_core.gateway.gateway import GATEWAY_PATH, SUBPROTOCOL, AgentGateway
+Its path, subprotocol and frame limits are in platform_core/protocol.py."""
+
+from platform_core.gateway.gateway import AgentGateway
 from platform_core.gateway.server import serve_gateway
 from platform_core.gateway.state import AgentInfo
 
 __all__ = [
-    "GATEWAY_PATH",
-    "MAX_FRAME_BYTES",
-    "SUBPROTOCOL",
-    "WS_MAX_SIZE",
     "AgentGateway",
     "AgentInfo",
     "serve_gateway",

@@ -33,8 +33,7 @@ from platform_core.events import (
     ToolCallUpdated,
     ToolsRegistered,
 )
-from platform_core.gateway import frames
-from platform_core.gateway.frames import Frame, ProtocolError
+from platform_core.gateway.frames import Frame, ProtocolError, encode, parse_frame, reply_error, reply_ok
 from platform_core.gateway.schema import SpecError, check_arguments, clamp_timeout, parse_tools
 from platform_core.gateway.state import (
     AgentInfo,
@@ -50,6 +49,7 @@ from platform_core.gateway.state import (
     ToolsChanged,
 )
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
+from platform_core.protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class GatewayCore:
             return []
         conn.last_seen = now
         try:
-            frame = frames.parse_frame(data)
+            frame = parse_frame(data)
         except ProtocolError as error:
             effects = self._protocol_error(conn, error)
             if error.code == "frame_too_large":
@@ -320,7 +320,7 @@ class GatewayCore:
         if event == "phx_join":
             return self._join(conn, frame)
         if event == "heartbeat" and (frame.topic == "phoenix" or frame.topic == conn.topic):
-            return [Send(conn.id, frames.reply_ok(frame))]
+            return [Send(conn.id, reply_ok(frame))]
         if conn.topic is None:
             raise ProtocolError("not_joined", "join the channel first: phx_join on customer:<customer id>")
         if frame.topic != conn.topic:
@@ -334,7 +334,7 @@ class GatewayCore:
         if event in ("tool_call_response", "tool_call_error"):
             return self._answer(conn, frame, now)
         if event == "phx_leave":
-            return [Send(conn.id, frames.reply_ok(frame)), Close(conn.id, 1000, "left the channel")]
+            return [Send(conn.id, reply_ok(frame)), Close(conn.id, 1000, "left the channel")]
         raise ProtocolError(
             "unknown_event",
             f"{event!r} is not a client event of this protocol (expected one of {', '.join(CLIENT_EVENTS)})",
@@ -349,7 +349,7 @@ class GatewayCore:
             )
         if conn.topic not in (None, frame.topic):
             raise ProtocolError("wrong_topic", f"already joined {conn.topic!r}; one channel per connection")
-        effects: list[Effect] = [Send(conn.id, frames.reply_ok(frame))]
+        effects: list[Effect] = [Send(conn.id, reply_ok(frame))]
         if conn.topic is None:
             conn.topic = frame.topic
             assert conn.customer_id is not None
@@ -376,7 +376,7 @@ class GatewayCore:
 
     def _refuse(self, conn: Connection, frame: Frame) -> list[Effect]:
         error = ProtocolError(*conn.auth_problem.split(": ", 1), ref=frame.ref, join_ref=frame.join_ref)
-        reply = frames.reply_error(error, frame.topic)
+        reply = reply_error(error, frame.topic)
         conn.closing = True
         return [Send(conn.id, reply), Close(conn.id, POLICY_VIOLATION, conn.auth_problem[:120])]
 
@@ -455,7 +455,8 @@ class GatewayCore:
         call = self.calls.get(call_id) if isinstance(call_id, str) else None
         if call is None or call.connection_id != conn.id:
             return []
-        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the 1 MiB frame limit")
+        limit = f"{MAX_FRAME_BYTES // 2**20} MiB"
+        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the {limit} frame limit")
 
     # --- internals: helpers ----------------------------------------------------------------------------
 
@@ -517,13 +518,13 @@ class GatewayCore:
 
     @staticmethod
     def _push(conn: Connection, event: str, payload: dict[str, Any]) -> str:
-        return frames.encode(None, None, conn.topic or "phoenix", event, payload)
+        return encode(None, None, conn.topic or "phoenix", event, payload)
 
     def _protocol_error(self, conn: Connection, error: ProtocolError, topic: str = "phoenix") -> list[Effect]:
         first = error.code not in conn.error_codes
         level = logging.WARNING if first else logging.DEBUG  # once per kind and connection, not a flood
         log.log(level, "protocol error from %s (%s): %s", conn.id, conn.customer_id or "unauthenticated", error)
-        effects: list[Effect] = [Send(conn.id, frames.reply_error(error, topic))]
+        effects: list[Effect] = [Send(conn.id, reply_error(error, topic))]
         conn.error_codes.add(error.code)
         if first and conn.customer_id is not None:
             effects.append(

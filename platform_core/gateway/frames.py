@@ -10,24 +10,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-MAX_FRAME_BYTES = 1024 * 1024
-"""Frames above this size are answered with a `frame_too_large` protocol error."""
-
-WS_MAX_SIZE = 4 * MAX_FRAME_BYTES
-"""The websocket layer's own limit: frames between the two are read and refused politely; above it
-websockets closes the connection with 1009 (message too big)."""
+from platform_core.errors import StudioError
+from platform_core.protocol import MAX_FRAME_BYTES
 
 Ref = str | int | None
 
 
-class ProtocolError(Exception):
-    """A frame the gateway cannot accept. `code` is stable and machine-readable; the message says
-    what was wrong and what to do."""
+class ProtocolError(StudioError):
+    """A frame the gateway cannot accept. `code` is stable and machine-readable; `detail` says what
+    was wrong and what to do (the agent is told both; `message` is "code: detail")."""
 
-    def __init__(self, code: str, message: str, *, ref: Ref = None, join_ref: Ref = None) -> None:
-        super().__init__(f"{code}: {message}")
+    def __init__(self, code: str, detail: str, *, ref: Ref = None, join_ref: Ref = None) -> None:
+        super().__init__(f"{code}: {detail}")
         self.code = code
-        self.message = message
+        self.detail = detail
         self.ref = ref
         self.join_ref = join_ref
 
@@ -99,5 +95,5 @@ def reply_ok(frame: Frame, response: dict[str, Any] | None = None) -> str:
 
 def reply_error(error: ProtocolError, topic: str = "phoenix") -> str:
     """`reason` carries code and explanation together: the SDK logs only `reason`."""
-    response = {"reason": str(error), "code": error.code, "message": error.message}
+    response = {"reason": error.message, "code": error.code, "message": error.detail}
     return encode(error.join_ref, error.ref, topic, "phx_reply", {"status": "error", "response": response})

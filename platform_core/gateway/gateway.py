@@ -2,7 +2,7 @@
 
 It owns the sockets, the futures of pending calls and the housekeeping timer; every decision is the
 core's. The platform's server calls `check_handshake` from `process_request` and `handle_connection`
-as the websocket handler for paths under `/customer_sdk/websocket`.
+as the websocket handler for paths under `GATEWAY_PATH` (platform_core/protocol.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ from platform_core.gateway.state import (
     ToolsChanged,
 )
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
+from platform_core.protocol import SUBPROTOCOL
 
 log = logging.getLogger(__name__)
-
-GATEWAY_PATH = "/customer_sdk/websocket"
-SUBPROTOCOL = "phoenix-websocket"
 
 
 class AgentGateway:

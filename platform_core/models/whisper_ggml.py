@@ -21,14 +21,16 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from platform_core.errors import StudioError
+
 GGML_MAGIC = 0x67676D6C
 SAMPLE_RATE = 16000
 N_FFT = 400
 _CT2_DTYPES: dict[int, type[np.generic]] = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
-class ConversionError(ValueError):
-    pass
+class ConversionError(StudioError, ValueError):
+    """A CTranslate2 model that cannot be converted to ggml."""
 
 
 # --- reading CTranslate2 -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ The grammar makes unknown names impossible; the result is still validated agains
 schema before routing, because not every server enforces every keyword (and Ollama may ignore it).
 
 The spoken answer is produced afterwards by a normal streamed reply; after a tool ran, its result is
-in the context (`answer_context`), so the reply path is the same with or without tools.
+in the conversation's history (pipeline/responder.py), so the reply path is the same with or without tools.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from platform_core.engines.base import ChatMessage, LanguageModel
-from platform_core.pipeline.tools import ToolSpec
+from platform_core.pipeline.tools import ToolSpec, argument_problems
 
 log = logging.getLogger(__name__)
 
@@ -107,52 +107,6 @@ def _transcript(history: Sequence[ChatMessage]) -> str:
     return "\n".join(f"{_SPEAKER[m.role]}: {m.content}" for m in recent)
 
 
-_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "object": dict,
-    "array": list,
-    "null": type(None),
-}
-
-
-def _type_ok(value: Any, expected: str | list[str]) -> bool:
-    names = [expected] if isinstance(expected, str) else list(expected)
-    for name in names:
-        py = _JSON_TYPES.get(name)
-        if py is None:
-            return True  # unknown type keyword: do not reject on it
-        if isinstance(value, bool) and name in ("integer", "number"):
-            continue  # JSON true is not a number
-        if isinstance(value, py):
-            return True
-    return False
-
-
-def validate_arguments(spec: ToolSpec, args: Any) -> list[str]:
-    """Problems with `args` for `spec` (empty list = valid): object shape, required, types, enums,
-    and extra properties when the schema sets additionalProperties to false."""
-    if not isinstance(args, dict):
-        return [f"arguments must be an object, got {type(args).__name__}"]
-    schema = spec.parameters or {}
-    props: dict[str, Any] = schema.get("properties", {})
-    problems = [f"missing required argument {name!r}" for name in schema.get("required", []) if name not in args]
-    for name, value in args.items():
-        prop = props.get(name)
-        if prop is None:
-            if schema.get("additionalProperties") is False:
-                problems.append(f"unexpected argument {name!r}")
-            continue
-        if "type" in prop and not _type_ok(value, prop["type"]):
-            problems.append(f"argument {name!r} must be {prop['type']}, got {type(value).__name__}")
-        elif "enum" in prop and value not in prop["enum"]:
-            problems.append(f"argument {name!r} must be one of {prop['enum']}, got {value!r}")
-        elif "const" in prop and value != prop["const"]:
-            problems.append(f"argument {name!r} must be {prop['const']!r}")
-    return problems
-
 
 _WORD = re.compile(r"[a-z]+|[0-9]+")
 
@@ -207,7 +161,7 @@ def parse_tool_choice(text: str, tools: Sequence[ToolSpec], context: str | None 
         log.warning("tool choice rejected: unknown tool %r", name)
         return None
     args = data.get("arguments", {})
-    problems = validate_arguments(spec, args)
+    problems = argument_problems(spec, args)
     if problems:
         log.warning("tool choice rejected: %s: %s", name, "; ".join(problems))
         return None
@@ -235,28 +189,3 @@ async def choose_tool(
     ]
     return parse_tool_choice("".join(parts), tools, _transcript(history))
 
-
-def tool_call_message(choice: ToolChoice) -> ChatMessage:
-    """What the assistant did, for the reply context and the transcript."""
-    return ChatMessage("assistant", f"(called {choice.name} with {json.dumps(dict(choice.arguments))})")
-
-
-def tool_result_message(name: str, result: Any = None, error: str | None = None) -> ChatMessage:
-    """The tool's outcome as context for the spoken reply (sent as user-visible text; see ChatMessage)."""
-    if error is not None:
-        return ChatMessage("tool", f"{name} failed: {error}. Apologise briefly and offer to try again.")
-    body = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
-    return ChatMessage("tool", f"{name} returned: {body}. Use it to answer the user.")
-
-
-def answer_context(
-    system_prompt: str, history: Sequence[ChatMessage], choice: ToolChoice, result: Any = None, error: str | None = None
-) -> list[ChatMessage]:
-    """Messages for the streamed spoken reply after a tool ran: agent prompt, history, call, result."""
-    convo = [m for m in history if m.role != "system"]
-    return [
-        ChatMessage("system", system_prompt),
-        *convo,
-        tool_call_message(choice),
-        tool_result_message(choice.name, result, error),
-    ]

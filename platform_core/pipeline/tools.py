@@ -1,7 +1,8 @@
 """What the voice loop needs from the agent gateway: the conversation's tools and a way to call them.
 
 The gateway (`platform_core.gateway`) implements `ToolRouter`; the voice loop depends only on this
-interface, so it runs (and is tested) with no agent at all through `NoTools`.
+interface, so it runs (and is tested) with no agent at all through `NoTools`. `argument_problems` is
+the one check of call arguments against a tool's schema (the tool choice and the gateway both use it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,70 @@ class ToolOutcome:
     result: Any = None
     error: str | None = None
     duration_s: float = 0.0
+
+
+# The subset of JSON schema that tool parameters use: an object of typed properties.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _type_names(schema: dict[str, Any]) -> list[str]:
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return [declared]
+    return [name for name in declared if isinstance(name, str)] if isinstance(declared, list) else []
+
+
+def _has_type(value: Any, names: list[str]) -> bool:
+    for name in names:
+        types = _JSON_TYPES.get(name)
+        if types is None:
+            return True  # a type keyword outside the subset: not a reason to refuse
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue  # JSON true is not a number
+        if isinstance(value, types):
+            return True
+    return False
+
+
+def _value_problem(name: str, value: Any, schema: dict[str, Any]) -> str | None:
+    names = _type_names(schema)
+    if names and not _has_type(value, names):
+        return f"argument {name!r} must be {' or '.join(names)}, got {type(value).__name__}"
+    allowed = schema.get("enum")
+    if isinstance(allowed, list) and value not in allowed:
+        return f"argument {name!r} must be one of {allowed}, got {value!r}"
+    if "const" in schema and value != schema["const"]:
+        return f"argument {name!r} must be {schema['const']!r}"
+    return None
+
+
+def argument_problems(spec: ToolSpec, arguments: Any) -> list[str]:
+    """What is wrong with `arguments` for `spec` (empty: they fit): an object, its required names
+    present, no others when the schema sets additionalProperties to false, each value of its declared
+    type(s), in its `enum` and equal to its `const`."""
+    if not isinstance(arguments, dict):
+        return [f"arguments must be an object, got {type(arguments).__name__}"]
+    schema = spec.parameters or {}
+    properties: dict[str, Any] = schema.get("properties", {})
+    problems = [f"missing required argument {name!r}" for name in schema.get("required", []) if name not in arguments]
+    for name, value in arguments.items():
+        prop = properties.get(name)
+        if not isinstance(prop, dict):
+            if schema.get("additionalProperties") is False:
+                problems.append(f"unexpected argument {name!r}")
+            continue
+        problem = _value_problem(name, value, prop)
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 class ToolRouter(Protocol):

@@ -1,5 +1,5 @@
-"""The platform's one port: the web page (GET /), WebRTC signalling (WS /call) and the agent
-gateway (WS /customer_sdk/websocket), served by a single websockets server."""
+"""The platform's one port: the web page (GET /), WebRTC signalling (WS CALL_PATH, /call) and the agent
+gateway (WS GATEWAY_PATH, /customer_sdk/websocket), served by a single websockets server."""
 
 from __future__ import annotations
 
@@ -7,26 +7,18 @@ import errno
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from platform_core.protocol import CALL_PATH, GATEWAY_PATH, SUBPROTOCOL, WS_MAX_SIZE
 from platform_core.resources import resource_path
+from platform_core.server.host import ServerHost
 from platform_core.server.signalling import handle_call
 
-if TYPE_CHECKING:
-    from platform_core.platform import Platform
-
 log = logging.getLogger(__name__)
-
-GATEWAY_PATH = "/customer_sdk/websocket"
-CALL_PATH = "/call"
-# Frames up to this size are read and then judged by the gateway, so an oversized one gets a
-# protocol error instead of a dropped connection; larger ones close the connection (1009).
-MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class PortInUse(OSError):
@@ -39,18 +31,18 @@ def _page(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
-def _route(platform: Platform) -> Callable[[ServerConnection, Request], Response | None]:
+def _route(host: ServerHost) -> Callable[[ServerConnection, Request], Response | None]:
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path.startswith(GATEWAY_PATH):
-            return platform.gateway.check_handshake(connection, request)
+            return host.gateway.check_handshake(connection, request)
         if path == CALL_PATH:
             return None
         if path in ("/", "/index.html"):
             body = resource_path("web", "index.html").read_bytes()
             return _page(HTTPStatus.OK, body, "text/html; charset=utf-8")
         if path == "/healthz":
-            return _page(HTTPStatus.OK, platform.health().encode(), "text/plain; charset=utf-8")
+            return _page(HTTPStatus.OK, host.health().encode(), "text/plain; charset=utf-8")
         return _page(HTTPStatus.NOT_FOUND, f"no such page: {path}\n".encode(), "text/plain; charset=utf-8")
 
     return process_request
@@ -58,25 +50,25 @@ def _route(platform: Platform) -> Callable[[ServerConnection, Request], Response
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     # The Conversimple SDK offers phoenix-websocket; browsers and /call clients offer none.
-    return Subprotocol("phoenix-websocket") if "phoenix-websocket" in offered else None
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
 
 
-async def start_server(platform: Platform, host: str, port: int) -> Server:
+async def start_server(served: ServerHost, host: str, port: int) -> Server:
     async def handler(connection: ServerConnection) -> None:
         path = connection.request.path.split("?", 1)[0] if connection.request else ""
         if path.startswith(GATEWAY_PATH):
-            await platform.gateway.handle_connection(connection)
+            await served.gateway.handle_connection(connection)
         elif path == CALL_PATH:
-            await handle_call(connection, platform)
+            await handle_call(connection, served)
 
     try:
         return await serve(
             handler,
             host,
             port,
-            process_request=_route(platform),
+            process_request=_route(served),
             select_subprotocol=_select_subprotocol,
-            max_size=MAX_FRAME_BYTES,
+            max_size=WS_MAX_SIZE,  # larger frames are read, then refused by the gateway with a reason
             compression=None,  # agents and callers send many small frames: deflate only costs time
             server_header="conversimple-platform",
         )

@@ -11,25 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from platform_core.events import AudioLevel, ConversationStateChanged, Event
-
-if TYPE_CHECKING:
-    from platform_core.platform import Platform
+from platform_core.server.host import CallHandle, CallRefused, ServerHost
 
 log = logging.getLogger(__name__)
 
 OFFER_TIMEOUT_S = 15.0
-
-
-class CallRefused(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 async def _send(connection: ServerConnection, message: dict[str, Any]) -> None:
@@ -52,13 +44,13 @@ async def _read_offer(connection: ServerConnection) -> dict[str, Any]:
     return message
 
 
-async def handle_call(connection: ServerConnection, platform: Platform) -> None:
+async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
     try:
         offer = await _read_offer(connection)
-        peer = await platform.open_call(offer["sdp"], agent_id=offer.get("agent_id") or None,
-                                        api_key=offer.get("api_key") or None)
+        peer = await host.open_call(offer["sdp"], agent_id=offer.get("agent_id") or None,
+                                    api_key=offer.get("api_key") or None)
     except CallRefused as refusal:
-        await _send(connection, {"type": "error", "message": str(refusal), "hint": refusal.hint})
+        await _send(connection, {"type": "error", "message": refusal.message, "hint": refusal.hint})
         return
     except ConnectionClosed:
         return
@@ -73,10 +65,10 @@ async def handle_call(connection: ServerConnection, platform: Platform) -> None:
             return
         feed.put_nowait(event)
 
-    unsubscribe = platform.bus.subscribe(forward)
+    unsubscribe = host.bus.subscribe(forward)
     sender = asyncio.ensure_future(_pump_events(connection, feed))
     try:
-        await _send(connection, {"type": "answer", "sdp": peer.pc.localDescription.sdp,
+        await _send(connection, {"type": "answer", "sdp": peer.answer_sdp,
                                  "conversation_id": conversation.conversation_id})
         await _receive_commands(connection, peer)
     except ConnectionClosed:
@@ -92,7 +84,7 @@ async def handle_call(connection: ServerConnection, platform: Platform) -> None:
             sender.cancel()
 
 
-async def _receive_commands(connection: ServerConnection, peer: Any) -> None:
+async def _receive_commands(connection: ServerConnection, peer: CallHandle) -> None:
     conversation = peer.conversation
     ended = asyncio.ensure_future(conversation.wait_ended())
     try:

@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from platform_core.errors import StudioError
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, SilenceSource
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,8 @@ ANSWER_TIMEOUT_S = 20.0
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-class CallError(RuntimeError):
+class CallError(StudioError, RuntimeError):
     """A call could not be placed or went wrong; `hint` says what to do."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(f"{message}. {hint}" if hint else message)
-        self.message = message
-        self.hint = hint
 
 
 def call_ws_url(url: str) -> str:

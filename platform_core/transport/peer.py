@@ -45,6 +45,11 @@ class CallPeer:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 
+    @property
+    def answer_sdp(self) -> str:
+        """The answer `answer()` produced, for the caller."""
+        return str(self.pc.localDescription.sdp)
+
     async def close(self, reason: str = "hung up") -> None:
         if self._closed.is_set():
             return

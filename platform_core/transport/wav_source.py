@@ -17,6 +17,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from platform_core.audio import FRAME_SAMPLES, WEBRTC_RATE, pcm_to_frame
+from platform_core.errors import StudioError
 from platform_core.transport.pacing import FramePacer
 
 SAMPLE_RATE = WEBRTC_RATE  # 48 kHz mono int16 20 ms frames: what aiortc's Opus encoder expects
@@ -26,23 +27,23 @@ _FORMATS_HINT = (
 )
 
 
-class AudioFileError(ValueError):
-    """An input file that cannot be played as the caller's voice."""
+class AudioFileError(StudioError, ValueError):
+    """An input file that cannot be played as the caller's voice; the hint names the formats that work."""
 
 
 def load_audio(path: str | Path) -> np.ndarray:
     """Decode an audio file to int16 mono samples at 48 kHz.
 
-    Raises `AudioFileError` (a ValueError) naming the file and the formats that work.
+    Raises `AudioFileError` (a ValueError) naming the file; its hint names the formats that work.
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioFileError(f"{path}: no such file. {_FORMATS_HINT}")
+        raise AudioFileError(f"{path}: no such file", _FORMATS_HINT)
     chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise AudioFileError(f"{path} contains no audio stream. {_FORMATS_HINT}")
+                raise AudioFileError(f"{path} contains no audio stream", _FORMATS_HINT)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
@@ -51,10 +52,10 @@ def load_audio(path: str | Path) -> np.ndarray:
                 chunks.append(out.to_ndarray().reshape(-1))
     except av.error.FFmpegError as exc:
         reason = exc.strerror or str(exc)
-        raise AudioFileError(f"{path} is not a readable audio file ({reason}). {_FORMATS_HINT}") from exc
+        raise AudioFileError(f"{path} is not a readable audio file ({reason})", _FORMATS_HINT) from exc
     samples = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
     if samples.size == 0:
-        raise AudioFileError(f"{path} contains no audio samples (empty recording). {_FORMATS_HINT}")
+        raise AudioFileError(f"{path} contains no audio samples (empty recording)", _FORMATS_HINT)
     return samples
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from platform_core.errors import StudioError
 
-class LLMError(RuntimeError):
+
+class LLMError(StudioError, RuntimeError):
     """A request failed after the engine started: bad response, server error, timeout."""
