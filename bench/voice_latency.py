@@ -86,7 +86,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from platform_core.cli.call import place_call
+    from platform_core.calls import place_call
     from tests.conftest import start_platform, stop_platform
 
     with tempfile.TemporaryDirectory() as tmp:

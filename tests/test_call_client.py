@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from platform_core.cli.call import (
+from platform_core.calls import (
     CallTracker,
     format_report,
     percentile_summary,

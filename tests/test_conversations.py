@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from platform_core.cli.call import place_call
+from platform_core.calls import place_call
 from platform_core.config import AgentProfile, PlatformConfig
 from platform_core.engines.base import ChatMessage
 from platform_core.events import (

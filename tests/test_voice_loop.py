@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from platform_core.audio import level
-from platform_core.cli.call import place_call
+from platform_core.calls import place_call
 from platform_core.events import METRIC_NAMES
 from tests.conftest import RunningPlatform
 from tests.speech import read_wav, speech_wav, transcribe, words

@@ -26,7 +26,7 @@ def write_speech_wav(tts_chunks: list[np.ndarray], rate: int, path: Path) -> Non
 
 
 async def run_demo(text: str, agent_id: str | None) -> int:
-    from platform_core.cli.call import format_report, place_call
+    from platform_core.calls import format_report, place_call
     from platform_core.cli.main import _print_progress
     from platform_core.platform import Platform, PlatformError
 

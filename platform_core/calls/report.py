@@ -1,0 +1,158 @@
+"""A finished call's report: per turn what was said and measured, the outcome, p50/p95 per metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from platform_core.calls.tracker import SPEECH_DBFS, AgentVoiceClock, CallTracker
+from platform_core.events import METRIC_NAMES
+from platform_core.transport.wav_source import SAMPLE_RATE, SilenceSource, WavSource
+
+EXTRA_TURN_METRICS = ("tool_choice", "barge_in_delay")  # only in turns that chose a tool / were cut off
+SUMMARY_METRICS = (*METRIC_NAMES, "mouth_to_ear", *EXTRA_TURN_METRICS, "tool_call")
+_INPUT_HANGOVER_S = 0.3  # gaps shorter than this do not end a speech segment of the input
+_TOOL_CALL_FIELDS = ("call_id", "name", "arguments", "status", "result", "error", "duration_s")
+
+
+def speech_segments_end(samples: np.ndarray) -> list[float]:
+    """Seconds into `samples` (int16, 48 kHz) at which each speech segment ends (energy based)."""
+    n = samples.size // 960
+    if n == 0:
+        return []
+    frames = samples[: n * 960].astype(np.float32).reshape(n, 960) / 32768.0
+    dbfs = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = np.flatnonzero(dbfs > SPEECH_DBFS)
+    if loud.size == 0:
+        return []
+    gap = int(_INPUT_HANGOVER_S / 0.02)
+    ends = [int(i) for i in loud[:-1][np.diff(loud) > gap]]
+    return [(i + 1) * 0.02 for i in [*ends, int(loud[-1])]]
+
+
+def percentile_summary(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"count": 0, "p50": None, "p95": None}
+    arr = np.asarray(values, dtype=float)
+    return {
+        "count": int(arr.size),
+        "p50": round(float(np.percentile(arr, 50)), 4),
+        "p95": round(float(np.percentile(arr, 95)), 4),
+    }
+
+
+def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list[float]) -> list[dict[str, Any]]:
+    """One entry per turn seen; `speech_ends`: monotonic times at which the input's speech ended."""
+    turns: list[dict[str, Any]] = []
+    for turn_id in sorted(set(tracker.started) | set(tracker.completed)):
+        done = tracker.completed.get(turn_id)
+        measured = (done or {}).get("metrics", {})
+        metrics: dict[str, float | None] = {name: measured.get(name) for name in METRIC_NAMES}
+        metrics.update({name: measured[name] for name in EXTRA_TURN_METRICS if name in measured})
+        # Caller-side mouth-to-ear: the input's last speech end before the turn was committed -> the
+        # first non-silent agent frame decoded here (includes both WebRTC legs and the jitter buffer).
+        seen = tracker.started.get(turn_id)
+        ends_before = [e for e in speech_ends if seen is not None and e <= seen]
+        heard = voice_clock.first_after(seen) if seen is not None else None
+        metrics["mouth_to_ear"] = round(heard - ends_before[-1], 4) if ends_before and heard else None
+        calls = [
+            {k: c.get(k) for k in _TOOL_CALL_FIELDS} for c in tracker.tool_calls.values() if c.get("turn_id") == turn_id
+        ]
+        turns.append(
+            {
+                "turn_id": turn_id,
+                "user_text": (done or {}).get("user_text", tracker.user_text.get(turn_id, "")),
+                "agent_text": (done or {}).get("agent_text", tracker.agent_text.get(turn_id, "")),
+                "user_partials": tracker.user_partials.get(turn_id, []),
+                "interrupted": bool((done or {}).get("interrupted", False)),
+                "completed": done is not None,
+                "tool_calls": calls,
+                "metrics": metrics,
+            }
+        )
+    return turns
+
+
+def _status_and_notes(
+    tracker: CallTracker, *, answered: bool, input_wav: str | Path | None, timed_out: bool, cap: float,
+    ended_by_platform: bool, reason: str,
+) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    status = "ok"
+    if timed_out:
+        status = "timeout"
+        pending = tracker.pending_turns()
+        notes.append(
+            f"gave up after {cap:.0f} s (--timeout): "
+            + (f"turn(s) {pending} never completed" if pending else "the agent never went quiet")
+        )
+    elif ended_by_platform:
+        status = "ended_by_platform"
+        notes.append(f"the platform ended the call before it was answered: {reason}")
+    if not answered and input_wav is not None and not timed_out:
+        status = "no_speech" if status == "ok" else status
+        notes.append(f"no speech detected in {input_wav}: the platform started no turn")
+    return status, notes
+
+
+def _summary(turns: list[dict[str, Any]], tracker: CallTracker) -> dict[str, dict[str, float | int | None]]:
+    summary = {
+        name: percentile_summary([t["metrics"][name] for t in turns if t["metrics"].get(name) is not None])
+        for name in SUMMARY_METRICS
+        if name != "tool_call"
+    }
+    summary["tool_call"] = percentile_summary(
+        [float(c["duration_s"]) for c in tracker.tool_calls.values() if c.get("duration_s") is not None]
+    )
+    return summary
+
+
+def build_report(
+    *,
+    url: str,
+    agent_id: str | None,
+    input_wav: str | Path | None,
+    text: str | None,
+    conversation_id: str,
+    source: WavSource | SilenceSource,
+    tracker: CallTracker,
+    voice_clock: AgentVoiceClock,
+    timed_out: bool,
+    cap: float,
+    ended_by_platform: bool,
+    reason: str,
+    call_s: float,
+    agent_audio: np.ndarray,
+    output_wav: str | Path | None,
+) -> dict[str, Any]:
+    """The JSON-ready report of a finished call (`place_call` writes and returns it)."""
+    speech_ends = (
+        [source.started_at + s for s in speech_segments_end(source.samples)]
+        if isinstance(source, WavSource) and source.started_at is not None
+        else []
+    )
+    turns = _turns(tracker, voice_clock, speech_ends)
+    status, notes = _status_and_notes(
+        tracker, answered=bool(turns), input_wav=input_wav, timed_out=timed_out, cap=cap,
+        ended_by_platform=ended_by_platform, reason=reason,
+    )
+    return {
+        "conversation_id": conversation_id,
+        "url": url,
+        "agent_id": agent_id,
+        "input": str(input_wav) if input_wav is not None else None,
+        "text": text,
+        "input_duration_s": round(source.duration_s, 3),
+        "status": status,
+        "ended_reason": reason,
+        "timed_out": timed_out,
+        "notes": notes,
+        "errors": [{k: e.get(k) for k in ("where", "message", "hint")} for e in tracker.errors],
+        "call_duration_s": round(call_s, 3),
+        "agent_audio_s": round(agent_audio.size / SAMPLE_RATE, 3),
+        "output": str(output_wav) if output_wav is not None else None,
+        "turns": turns,
+        "summary": _summary(turns, tracker),
+    }
