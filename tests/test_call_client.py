@@ -20,6 +20,7 @@ from platform_core.calls import (
     place_call,
     speech_segments_end,
 )
+from platform_core.cli.call import EXIT_CALL_FAILED, EXIT_OK, EXIT_TIMEOUT, exit_code
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
 from tests.conftest import API_KEY
@@ -109,7 +110,26 @@ def test_format_report_is_short_and_readable() -> None:
     assert "get_weather:done" in text and "e2e_latency" in text and "0.500" in text
 
 
+def test_call_exit_code_is_non_zero_when_the_call_failed() -> None:
+    ok = {"status": "ok", "errors": []}
+    assert exit_code(ok) == EXIT_OK
+    assert exit_code({"status": "no_speech", "errors": []}) == EXIT_OK  # a silent input is not a failure
+    assert exit_code({**ok, "errors": [{"where": "llm", "message": "down", "hint": ""}]}) == EXIT_CALL_FAILED
+    assert exit_code({"status": "ended_by_platform", "errors": []}) == EXIT_CALL_FAILED
+    assert exit_code({"status": "timeout", "errors": []}) == EXIT_TIMEOUT
+
+
 # --- failures before a call exists ----------------------------------------------------------------
+
+
+def test_call_cli_exits_non_zero_without_a_platform() -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "conversimple-platform"), "call", "--url", f"http://127.0.0.1:{_free_port()}",
+         "--text", "hello"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == EXIT_CALL_FAILED, proc.stdout + proc.stderr
+    assert "cannot reach the platform" in proc.stderr
 
 
 async def test_unreachable_platform_is_a_clear_error() -> None:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Any
 
 from platform_core.calls import format_report, place_call
 from platform_core.transport.client import CallError
@@ -63,6 +64,14 @@ def call_main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CALL_FAILED
     print(format_report(report))
+    return exit_code(report)
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """The exit code of a finished call: it failed when it timed out, the platform ended it or its
+    report holds an error. A silent input (no turn, status "no_speech") is not a failure."""
     if report["status"] == "timeout":
         return EXIT_TIMEOUT
-    return EXIT_CALL_FAILED if report["status"] == "ended_by_platform" else EXIT_OK
+    if report["status"] == "ended_by_platform" or report["errors"]:
+        return EXIT_CALL_FAILED
+    return EXIT_OK
