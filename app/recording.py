@@ -13,7 +13,6 @@ the last audio buffers, never the conversation.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import time
@@ -32,30 +31,10 @@ from platform_core import events as ev
 from platform_core import user_data_dir
 
 RATE = 48_000
-_EVENT_TYPES: dict[str, type[ev.Event]] = {
-    name: cls
-    for name, cls in vars(ev).items()
-    if isinstance(cls, type) and issubclass(cls, ev.Event) and cls is not ev.Event
-}
 
 
 def conversations_dir() -> Path:
     return user_data_dir() / "conversations"
-
-
-def event_from_json(data: dict[str, Any]) -> ev.Event | None:
-    """The typed event of a JSON record, or None for an unknown kind (a newer version wrote it)."""
-    cls = _EVENT_TYPES.get(str(data.get("kind")))
-    if cls is None:
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if "tools" in kwargs:
-        kwargs["tools"] = tuple(kwargs["tools"])
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        return None
 
 
 class _WavTrack:
@@ -204,7 +183,7 @@ def load_conversation(folder: Path) -> SavedConversation:
     skipped = 0
     for line in events_path.read_text(encoding="utf-8").splitlines():
         try:
-            event = event_from_json(json.loads(line))
+            event = ev.from_json(json.loads(line))
         except ValueError:  # a line cut short by a crash
             event = None
         if event is None:

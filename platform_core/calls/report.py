@@ -8,11 +8,9 @@ from typing import Any
 import numpy as np
 
 from platform_core.calls.tracker import SPEECH_DBFS, AgentVoiceClock, CallTracker
-from platform_core.events import METRIC_NAMES
+from platform_core.events import METRICS
 from platform_core.transport.wav_source import SAMPLE_RATE, SilenceSource, WavSource
 
-EXTRA_TURN_METRICS = ("tool_choice", "barge_in_delay")  # only in turns that chose a tool / were cut off
-SUMMARY_METRICS = (*METRIC_NAMES, "mouth_to_ear", *EXTRA_TURN_METRICS, "tool_call")
 _INPUT_HANGOVER_S = 0.3  # gaps shorter than this do not end a speech segment of the input
 _TOOL_CALL_FIELDS = ("call_id", "name", "arguments", "status", "result", "error", "duration_s")
 
@@ -43,20 +41,31 @@ def percentile_summary(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+def _turn_metrics(measured: dict[str, float | None], mouth_to_ear: float | None) -> dict[str, float | None]:
+    """Every turn metric (None when not measured), plus those the turn had only when it had them."""
+    metrics: dict[str, float | None] = {}
+    for name, info in METRICS.items():
+        if name == "mouth_to_ear":
+            metrics[name] = mouth_to_ear
+        elif info.every_turn:
+            metrics[name] = measured.get(name)
+        elif name in measured and not info.per_tool_call:
+            metrics[name] = measured[name]
+    return metrics
+
+
 def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list[float]) -> list[dict[str, Any]]:
     """One entry per turn seen; `speech_ends`: monotonic times at which the input's speech ended."""
     turns: list[dict[str, Any]] = []
     for turn_id in sorted(set(tracker.started) | set(tracker.completed)):
         done = tracker.completed.get(turn_id)
-        measured = (done or {}).get("metrics", {})
-        metrics: dict[str, float | None] = {name: measured.get(name) for name in METRIC_NAMES}
-        metrics.update({name: measured[name] for name in EXTRA_TURN_METRICS if name in measured})
         # Caller-side mouth-to-ear: the input's last speech end before the turn was committed -> the
         # first non-silent agent frame decoded here (includes both WebRTC legs and the jitter buffer).
         seen = tracker.started.get(turn_id)
         ends_before = [e for e in speech_ends if seen is not None and e <= seen]
         heard = voice_clock.first_after(seen) if seen is not None else None
-        metrics["mouth_to_ear"] = round(heard - ends_before[-1], 4) if ends_before and heard else None
+        mouth_to_ear = round(heard - ends_before[-1], 4) if ends_before and heard else None
+        metrics = _turn_metrics((done or {}).get("metrics", {}), mouth_to_ear)
         calls = [
             {k: c.get(k) for k in _TOOL_CALL_FIELDS} for c in tracker.tool_calls.values() if c.get("turn_id") == turn_id
         ]
@@ -98,15 +107,15 @@ def _status_and_notes(
 
 
 def _summary(turns: list[dict[str, Any]], tracker: CallTracker) -> dict[str, dict[str, float | int | None]]:
-    summary = {
-        name: percentile_summary([t["metrics"][name] for t in turns if t["metrics"].get(name) is not None])
-        for name in SUMMARY_METRICS
-        if name != "tool_call"
+    tool_calls = [float(c["duration_s"]) for c in tracker.tool_calls.values() if c.get("duration_s") is not None]
+    return {
+        name: percentile_summary(
+            tool_calls
+            if info.per_tool_call
+            else [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
+        )
+        for name, info in METRICS.items()
     }
-    summary["tool_call"] = percentile_summary(
-        [float(c["duration_s"]) for c in tracker.tool_calls.values() if c.get("duration_s") is not None]
-    )
-    return summary
 
 
 def build_report(
