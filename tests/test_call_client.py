@@ -21,6 +21,7 @@ from platform_core.calls import (
     speech_segments_end,
 )
 from platform_core.cli.call import EXIT_CALL_FAILED, EXIT_OK, EXIT_TIMEOUT, exit_code
+from platform_core.events import AgentSpeakingChanged, AgentTextDelta, ErrorOccurred, TurnCompleted, TurnStarted
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
 from tests.conftest import API_KEY
@@ -54,11 +55,13 @@ def test_tracker_waits_for_turns_agent_and_quiet() -> None:
         return tracker.settled(now, input_done_for=input_done_for, input_tail_s=2.0, need_turn=False)
 
     assert not settled(100.0, None)  # input still playing
-    tracker.on_event({"kind": "TurnStarted", "turn_id": 1}, 10.0)
-    tracker.on_event({"kind": "AgentSpeakingChanged", "speaking": True}, 11.0)
+    tracker.on_event(TurnStarted(conversation_id="c", turn_id=1, speech_ended_at=9.5), 10.0)
+    tracker.on_event(AgentSpeakingChanged(conversation_id="c", speaking=True), 11.0)
     assert not settled(20.0, 5.0)  # turn 1 open, agent speaking
-    tracker.on_event({"kind": "AgentSpeakingChanged", "speaking": False}, 12.0)
-    tracker.on_event({"kind": "TurnCompleted", "turn_id": 1, "metrics": {}}, 12.1)
+    tracker.on_event(AgentSpeakingChanged(conversation_id="c", speaking=False), 12.0)
+    tracker.on_event(AgentTextDelta(conversation_id="c", turn_id=1, text="Hello."), 12.05)  # text: no activity
+    tracker.on_event(TurnCompleted(conversation_id="c", turn_id=1, user_text="hi", agent_text="Hello.",
+                                   interrupted=False, metrics={}), 12.1)
     assert not settled(12.5, 5.0)  # not quiet for 1 s yet
     assert not settled(13.5, 1.0)  # VAD tail not over
     assert settled(13.5, 5.0)
@@ -68,7 +71,7 @@ def test_tracker_typed_turn_needs_acknowledgement() -> None:
     tracker = CallTracker(quiet_s=0.5)
     tracker.last_activity = 0.0
     assert not tracker.settled(10.0, input_done_for=10.0, input_tail_s=0.0, need_turn=True)
-    tracker.on_event({"kind": "ErrorOccurred", "where": "llm", "message": "down"}, 1.0)
+    tracker.on_event(ErrorOccurred(where="llm", message="down"), 1.0)
     assert tracker.settled(10.0, input_done_for=10.0, input_tail_s=0.0, need_turn=True)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from platform_core.calls.files import write_text_atomic, write_wav_atomic
 from platform_core.calls.report import build_report
 from platform_core.calls.tracker import AgentVoiceClock, CallTracker
+from platform_core.events import Event
 from platform_core.transport.client import CallClient
 from platform_core.transport.wav_source import SilenceSource, WavSource
 
@@ -62,7 +63,7 @@ async def place_call(
     max_duration_s: float | None = None,
     quiet_s: float = 1.0,
     input_tail_s: float = 2.0,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
 ) -> dict[str, Any]:
     """Place one call, hang up when it is answered, write the recording and report; returns the report.
 
@@ -76,7 +77,7 @@ async def place_call(
     voice_clock = AgentVoiceClock()
     cap = max_duration_s if max_duration_s is not None else source.duration_s + 60.0
 
-    def _on_event(event: dict[str, Any]) -> None:
+    def _on_event(event: Event) -> None:
         tracker.on_event(event, time.monotonic())
         if on_event is not None:
             on_event(event)

@@ -65,17 +65,17 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
         ends_before = [e for e in speech_ends if seen is not None and e <= seen]
         heard = voice_clock.first_after(seen) if seen is not None else None
         mouth_to_ear = round(heard - ends_before[-1], 4) if ends_before and heard else None
-        metrics = _turn_metrics((done or {}).get("metrics", {}), mouth_to_ear)
+        metrics = _turn_metrics(done.metrics if done else {}, mouth_to_ear)
         calls = [
-            {k: c.get(k) for k in _TOOL_CALL_FIELDS} for c in tracker.tool_calls.values() if c.get("turn_id") == turn_id
+            {k: getattr(c, k) for k in _TOOL_CALL_FIELDS} for c in tracker.tool_calls.values() if c.turn_id == turn_id
         ]
         turns.append(
             {
                 "turn_id": turn_id,
-                "user_text": (done or {}).get("user_text", tracker.user_text.get(turn_id, "")),
-                "agent_text": (done or {}).get("agent_text", tracker.agent_text.get(turn_id, "")),
+                "user_text": done.user_text if done else tracker.user_text.get(turn_id, ""),
+                "agent_text": done.agent_text if done else tracker.agent_text.get(turn_id, ""),
                 "user_partials": tracker.user_partials.get(turn_id, []),
-                "interrupted": bool((done or {}).get("interrupted", False)),
+                "interrupted": done.interrupted if done else False,
                 "completed": done is not None,
                 "tool_calls": calls,
                 "metrics": metrics,
@@ -107,7 +107,7 @@ def _status_and_notes(
 
 
 def _summary(turns: list[dict[str, Any]], tracker: CallTracker) -> dict[str, dict[str, float | int | None]]:
-    tool_calls = [float(c["duration_s"]) for c in tracker.tool_calls.values() if c.get("duration_s") is not None]
+    tool_calls = [float(c.duration_s) for c in tracker.tool_calls.values() if c.duration_s is not None]
     return {
         name: percentile_summary(
             tool_calls
@@ -158,7 +158,7 @@ def build_report(
         "ended_reason": reason,
         "timed_out": timed_out,
         "notes": notes,
-        "errors": [{k: e.get(k) for k in ("where", "message", "hint")} for e in tracker.errors],
+        "errors": [{"where": e.where, "message": e.message, "hint": e.hint} for e in tracker.errors],
         "call_duration_s": round(call_s, 3),
         "agent_audio_s": round(agent_audio.size / SAMPLE_RATE, 3),
         "output": str(output_wav) if output_wav is not None else None,

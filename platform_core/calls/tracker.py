@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from platform_core.events import (
+    AgentSpeakingChanged,
+    AgentTextDelta,
+    ErrorOccurred,
+    Event,
+    ToolCallUpdated,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnCompleted,
+    TurnStarted,
+    VadStateChanged,
+)
 
 SPEECH_DBFS = -45.0  # a 20 ms frame louder than this counts as speech (input) or voice (agent)
 
@@ -17,9 +29,9 @@ class CallTracker:
 
     quiet_s: float = 1.0
     started: dict[int, float] = field(default_factory=dict)  # turn_id -> time.monotonic() seen
-    completed: dict[int, dict[str, Any]] = field(default_factory=dict)
-    tool_calls: dict[tuple[Any, str], dict[str, Any]] = field(default_factory=dict)  # (turn, call id)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    completed: dict[int, TurnCompleted] = field(default_factory=dict)
+    tool_calls: dict[tuple[int | None, str], ToolCallUpdated] = field(default_factory=dict)  # (turn, call id)
+    errors: list[ErrorOccurred] = field(default_factory=list)
     user_text: dict[int, str] = field(default_factory=dict)  # final transcripts, for unfinished turns
     user_partials: dict[int, list[str]] = field(default_factory=dict)  # words shown while the caller spoke
     agent_text: dict[int, str] = field(default_factory=dict)  # clauses handed to TTS so far
@@ -27,33 +39,31 @@ class CallTracker:
     agent_speaking: bool = False
     last_activity: float = field(default_factory=time.monotonic)
 
-    def on_event(self, event: dict[str, Any], now: float) -> None:
-        kind = event.get("kind")
-        if kind == "TurnStarted":
-            self.started.setdefault(int(event["turn_id"]), now)
-        elif kind == "TurnCompleted":
-            self.completed[int(event["turn_id"])] = event
-        elif kind == "ToolCallUpdated":
-            self.tool_calls[(event.get("turn_id"), str(event["call_id"]))] = event
-        elif kind == "VadStateChanged":
-            self.vad_speaking = bool(event["speaking"])
-        elif kind == "AgentSpeakingChanged":
-            self.agent_speaking = bool(event["speaking"])
-        elif kind == "ErrorOccurred":
+    def on_event(self, event: Event, now: float) -> None:
+        if isinstance(event, TurnStarted):
+            self.started.setdefault(event.turn_id, now)
+        elif isinstance(event, TurnCompleted):
+            self.completed[event.turn_id] = event
+        elif isinstance(event, ToolCallUpdated):
+            self.tool_calls[(event.turn_id, event.call_id)] = event
+        elif isinstance(event, VadStateChanged):
+            self.vad_speaking = event.speaking
+        elif isinstance(event, AgentSpeakingChanged):
+            self.agent_speaking = event.speaking
+        elif isinstance(event, ErrorOccurred):
             self.errors.append(event)
-        elif kind == "TranscriptPartial":
-            self.user_partials.setdefault(int(event["turn_id"]), []).append(str(event.get("text", "")))
-            return
-        elif kind == "TranscriptFinal":
-            self.user_text[int(event["turn_id"])] = str(event.get("text", ""))
-            return
-        elif kind == "AgentTextDelta":
-            turn_id = int(event["turn_id"])
-            self.agent_text[turn_id] = (self.agent_text.get(turn_id, "") + " " + str(event["text"])).strip()
-            return
         else:
+            self._on_text(event)  # text is no activity: the agent's quiet time goes on
             return
         self.last_activity = now
+
+    def _on_text(self, event: Event) -> None:
+        if isinstance(event, TranscriptPartial):
+            self.user_partials.setdefault(event.turn_id, []).append(event.text)
+        elif isinstance(event, TranscriptFinal):
+            self.user_text[event.turn_id] = event.text
+        elif isinstance(event, AgentTextDelta):
+            self.agent_text[event.turn_id] = (self.agent_text.get(event.turn_id, "") + " " + event.text).strip()
 
     def pending_turns(self) -> list[int]:
         return sorted(set(self.started) - set(self.completed))
