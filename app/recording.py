@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from app.viewmodels.latency import SUMMARY_METRICS, LatencyModel
+from app.viewmodels.latency import TURN_SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
 from platform_core import events as ev
@@ -203,7 +203,7 @@ def load_conversation(folder: Path) -> SavedConversation:
 CSV_COLUMNS = (
     "turn_id",
     "interrupted",
-    *[m for m in SUMMARY_METRICS if m != "tool_call"],
+    *TURN_SUMMARY_METRICS,
     "tool_calls",
     "tool_call_total",
     "user_text",
@@ -239,7 +239,7 @@ def metrics_csv(latency: LatencyModel) -> str:
     writer.writerow(CSV_COLUMNS)
     for t in latency.ordered():
         row: list[Any] = [t.turn_id, t.interrupted]
-        row += [t.metrics.get(m, "") for m in SUMMARY_METRICS if m != "tool_call"]
+        row += [t.metrics.get(m, "") for m in TURN_SUMMARY_METRICS]
         row += [len(t.tool_calls), sum(t.tool_calls), t.user_text, t.agent_text]
         writer.writerow(row)
     return out.getvalue()

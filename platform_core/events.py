@@ -58,7 +58,7 @@ METRICS: dict[MetricName, MetricInfo] = {
                    stage="llm"),
         MetricInfo("tts_ttfb", "TTS first audio", "the first text handed to TTS -> its first audio",
                    stage="tts"),
-        MetricInfo("e2e_latency", "end to end", "the caller stopped speaking -> the agent's first audio sent",
+        MetricInfo("e2e_latency", "voice-to-voice", "the caller stopped speaking -> the agent's first audio sent",
                    stage="other"),
         MetricInfo("mouth_to_ear", "mouth-to-ear",
                    "From the moment you stopped speaking at the microphone to the agent's voice reaching the"

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QTableWidget, QT
 
 from app.viewmodels.latency import STAGES, SUMMARY_METRICS, LatencyModel
 from app.widgets.plots import steady_axes
+from platform_core.events import METRICS
 
 STAGE_COLORS = {
     "endpointing": (150, 150, 150),
@@ -56,25 +57,28 @@ class LatencyPanel(QWidget):
         self.series_plot.setMenuEnabled(False)
         self.series_plot.addLegend(offset=(5, 5))
         self.e2e_curve = self.series_plot.plot(
-            pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name="voice-to-voice"
+            pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name=METRICS["e2e_latency"].label
         )
-        self.m2e_curve = self.series_plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name="mouth-to-ear")
+        self.m2e_curve = self.series_plot.plot(
+            pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name=METRICS["mouth_to_ear"].label
+        )
         for plot in (self.bars_plot, self.series_plot):
             steady_axes(plot)
 
-        self.mouth_to_ear = QLabel("mouth-to-ear: —")
+        self.mouth_to_ear = QLabel(f"{METRICS['mouth_to_ear'].label}: —")
         big = QFont(self.mouth_to_ear.font())
         big.setPointSize(12)
         big.setBold(True)
         self.mouth_to_ear.setFont(big)
         self.mouth_to_ear.setWordWrap(True)
-        self.mouth_to_ear.setToolTip(
-            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
-            " speaker: includes WebRTC, the jitter buffer and the audio devices."
-        )
+        self.mouth_to_ear.setToolTip(METRICS["mouth_to_ear"].description)
         self.table = QTableWidget(len(SUMMARY_METRICS), 3)
         self.table.setHorizontalHeaderLabels(["n", "p50", "p95"])
         self.table.setVerticalHeaderLabels(list(SUMMARY_METRICS))
+        for row, name in enumerate(SUMMARY_METRICS):
+            header = self.table.verticalHeaderItem(row)
+            if header is not None and name in METRICS:
+                header.setToolTip(f"{METRICS[name].label}: {METRICS[name].description}")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
         plots = QHBoxLayout()
@@ -139,6 +143,8 @@ class LatencyPanel(QWidget):
                     item.setText(text)
         m2e = summary["mouth_to_ear"]
         last = next((t.metrics["mouth_to_ear"] for t in reversed(turns) if "mouth_to_ear" in t.metrics), None)
-        self.mouth_to_ear.setText(f"mouth-to-ear: last {_ms(last)}, p50 {_ms(m2e['p50'])}, p95 {_ms(m2e['p95'])}")
+        self.mouth_to_ear.setText(
+            f"{METRICS['mouth_to_ear'].label}: last {_ms(last)}, p50 {_ms(m2e['p50'])}, p95 {_ms(m2e['p95'])}"
+        )
         if len(xs):
             self.bars_plot.setXRange(xs.min() - 0.6, xs.max() + 1.6, padding=0)  # room for the legend
