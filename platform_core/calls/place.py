@@ -82,15 +82,8 @@ async def place_call(
         if on_event is not None:
             on_event(event)
 
-    client = CallClient(
-        url,
-        agent_id=agent_id,
-        api_key=api_key,
-        source=source,
-        on_agent_audio=voice_clock,
-        on_event=_on_event,
-        feed="no-levels",  # the report does not use audio levels
-    )
+    client = CallClient(url, agent_id=agent_id, api_key=api_key, source=source, on_agent_audio=voice_clock,
+                        on_event=_on_event, feed="no-levels")  # the report does not use audio levels
     started = time.monotonic()
     conversation_id = await client.connect()
     try:
@@ -102,21 +95,10 @@ async def place_call(
         await client.close()
 
     report = build_report(
-        url=url,
-        agent_id=agent_id,
-        input_wav=input_wav,
-        text=text,
-        conversation_id=conversation_id,
-        source=source,
-        tracker=tracker,
-        voice_clock=voice_clock,
-        timed_out=timed_out,
-        cap=cap,
-        ended_by_platform=ended_by_platform,
-        reason=reason,
-        call_s=time.monotonic() - started,
-        agent_audio=client.agent_audio(),
-        output_wav=output_wav,
+        url=url, agent_id=agent_id, input_wav=input_wav, text=text, conversation_id=conversation_id,
+        source=source, tracker=tracker, voice_clock=voice_clock, timed_out=timed_out, cap=cap,
+        ended_by_platform=ended_by_platform, reason=reason, call_s=time.monotonic() - started,
+        agent_audio=client.agent_audio(), output_wav=output_wav,
     )
     if output_wav is not None:
         write_wav_atomic(Path(output_wav), client.agent_audio())
