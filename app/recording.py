@@ -13,7 +13,6 @@ the last audio buffers, never the conversation.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import time
@@ -25,37 +24,17 @@ from typing import IO, Any
 
 import numpy as np
 
-from app.viewmodels.latency import SUMMARY_METRICS, LatencyModel
+from app.viewmodels.latency import TURN_SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
 from platform_core import StudioError, user_data_dir
 from platform_core import events as ev
 
 RATE = 48_000
-_EVENT_TYPES: dict[str, type[ev.Event]] = {
-    name: cls
-    for name, cls in vars(ev).items()
-    if isinstance(cls, type) and issubclass(cls, ev.Event) and cls is not ev.Event
-}
 
 
 def conversations_dir() -> Path:
     return user_data_dir() / "conversations"
-
-
-def event_from_json(data: dict[str, Any]) -> ev.Event | None:
-    """The typed event of a JSON record, or None for an unknown kind (a newer version wrote it)."""
-    cls = _EVENT_TYPES.get(str(data.get("kind")))
-    if cls is None:
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if "tools" in kwargs:
-        kwargs["tools"] = tuple(kwargs["tools"])
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        return None
 
 
 class _WavTrack:
@@ -201,7 +180,7 @@ def load_conversation(folder: Path) -> SavedConversation:
     skipped = 0
     for line in events_path.read_text(encoding="utf-8").splitlines():
         try:
-            event = event_from_json(json.loads(line))
+            event = ev.from_json(json.loads(line))
         except ValueError:  # a line cut short by a crash
             event = None
         if event is None:
@@ -221,7 +200,7 @@ def load_conversation(folder: Path) -> SavedConversation:
 CSV_COLUMNS = (
     "turn_id",
     "interrupted",
-    *[m for m in SUMMARY_METRICS if m != "tool_call"],
+    *TURN_SUMMARY_METRICS,
     "tool_calls",
     "tool_call_total",
     "user_text",
@@ -257,7 +236,7 @@ def metrics_csv(latency: LatencyModel) -> str:
     writer.writerow(CSV_COLUMNS)
     for t in latency.ordered():
         row: list[Any] = [t.turn_id, t.interrupted]
-        row += [t.metrics.get(m, "") for m in SUMMARY_METRICS if m != "tool_call"]
+        row += [t.metrics.get(m, "") for m in TURN_SUMMARY_METRICS]
         row += [len(t.tool_calls), sum(t.tool_calls), t.user_text, t.agent_text]
         writer.writerow(row)
     return out.getvalue()

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from platform_core.events import METRIC_NAMES
+from platform_core.events import METRICS
 
+# The report's per-turn figures (tool calls are per call: the turn lines name them instead).
+COLUMNS = tuple(name for name, info in METRICS.items() if not info.per_tool_call)
 UTTERANCES = [
     "What's the weather in San Francisco?",
     "Hello, how are you today?",
@@ -86,7 +88,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from platform_core.cli.call import place_call
+    from platform_core.calls import place_call
     from tests.conftest import start_platform, stop_platform
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +106,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for turn in report["turns"]:
                     turns.append({"said": text, **turn})
                     m = turn["metrics"]
-                    cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in (*METRIC_NAMES, "tool_choice"))
+                    cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in COLUMNS)
                     tools = ",".join(c["name"] for c in turn["tool_calls"]) or "-"
                     print(f"{cells}  {turn['user_text'][:36]!r} [{tools}] -> {turn['agent_text'][:36]!r}",
                           flush=True)
@@ -120,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?",
                               log_text)
     summary = {}
-    for name in (*METRIC_NAMES, "tool_choice"):
+    for name in COLUMNS:
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
         if values:
             summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent", action="store_true", help="calls go to the seed agent (tool calls)")
     parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's auto)")
     args = parser.parse_args(argv)
-    print("columns (ms): " + " ".join((*METRIC_NAMES, "tool_choice")))
+    print("columns (ms): " + " ".join(COLUMNS))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))
     print(f"\n{'metric':22} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")

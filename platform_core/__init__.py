@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from platform_core import events
     from platform_core.bus import EventBus, EventStream
-    from platform_core.cli.call import place_call
+    from platform_core.calls import place_call
     from platform_core.config import (
         AgentProfile,
         EngineConfig,
@@ -75,7 +75,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # calls: the WebRTC client (the app's local peer) and one scripted call (the self-test)
     "CallClient": ("platform_core.transport.client", "CallClient"),
     "CallError": ("platform_core.transport.client", "CallError"),
-    "place_call": ("platform_core.cli.call", "place_call"),
+    "place_call": ("platform_core.calls", "place_call"),
     # models and bundled resources (first run, self-test)
     "ensure_model": ("platform_core.models", "ensure_model"),
     "prepare_models": ("platform_core.models", "prepare_models"),

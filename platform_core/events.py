@@ -18,20 +18,60 @@ ToolCallStatus = Literal["started", "done", "error", "timeout", "cancelled"]
 MetricName = Literal[
     "end_of_turn_delay",
     "transcription_delay",
+    "tool_choice",
+    "tool_call",
     "llm_ttft",
     "llm_ttfs",
     "tts_ttfb",
     "e2e_latency",
     "mouth_to_ear",
+    "barge_in_delay",
 ]
-METRIC_NAMES: tuple[MetricName, ...] = (
-    "end_of_turn_delay",
-    "transcription_delay",
-    "llm_ttft",
-    "llm_ttfs",
-    "tts_ttfb",
-    "e2e_latency",
-)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric is, for every reader (call report, app view models and widgets, bench)."""
+
+    name: MetricName
+    label: str  # a short human name
+    description: str
+    stage: str | None = None  # the segment of the stacked latency bar it feeds; None: not a stage
+    every_turn: bool = True  # measured on every answered turn (else only when it happened)
+    per_tool_call: bool = False  # one value per tool call, not per turn
+
+
+# Every metric (seconds), in the order they occur in a turn; the stacked bar's stages in this order.
+METRICS: dict[MetricName, MetricInfo] = {
+    info.name: info
+    for info in (
+        MetricInfo("end_of_turn_delay", "endpointing", "the caller stopped speaking -> the turn was committed",
+                   stage="endpointing"),
+        MetricInfo("transcription_delay", "transcription", "the caller stopped speaking -> the final transcript",
+                   stage="stt"),
+        MetricInfo("tool_choice", "tool choice", "the LLM deciding whether to call a tool",
+                   stage="tool choice", every_turn=False),
+        MetricInfo("tool_call", "tool call", "one tool call, request -> result", stage="tools",
+                   every_turn=False, per_tool_call=True),
+        MetricInfo("llm_ttft", "LLM first token", "the request to the LLM -> its first token"),
+        MetricInfo("llm_ttfs", "LLM first sentence", "the request to the LLM -> its first sentence for TTS",
+                   stage="llm"),
+        MetricInfo("tts_ttfb", "TTS first audio", "the first text handed to TTS -> its first audio",
+                   stage="tts"),
+        MetricInfo("e2e_latency", "voice-to-voice", "the caller stopped speaking -> the agent's first audio sent",
+                   stage="other"),
+        MetricInfo("mouth_to_ear", "mouth-to-ear",
+                   "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
+                   " speaker: includes WebRTC, the jitter buffer and the audio devices.",
+                   stage="playout", every_turn=False),
+        MetricInfo("barge_in_delay", "barge-in", "the caller's speech arrived -> the agent's audio stopped",
+                   every_turn=False),
+    )
+}
+METRIC_NAMES: tuple[MetricName, ...] = tuple(METRICS)
+# The platform measures these on every answered turn (the others only when they happen, or on the caller side).
+TURN_METRICS: tuple[MetricName, ...] = tuple(n for n, m in METRICS.items() if m.every_turn)
+LATENCY_STAGES: tuple[str, ...] = tuple(m.stage for m in METRICS.values() if m.stage)
 
 
 def _now() -> float:
@@ -46,9 +86,35 @@ class Event:
     def kind(self) -> str:
         return type(self).__name__
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        EVENT_TYPES[cls.__name__] = cls
+
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with the discriminator `kind`."""
+        """A JSON-ready dict with the discriminator `kind`; `from_json` turns it back into the event."""
         return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}  # kind -> event class, filled as the classes are defined
+
+
+def from_json(data: dict[str, Any]) -> Event | None:
+    """The typed event of a `to_json` record (after a JSON round trip), or None when it is not one:
+    an unknown kind (a newer version wrote it) or missing fields. Unknown fields are ignored."""
+    cls = EVENT_TYPES.get(str(data.get("kind")))
+    if cls is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            # JSON has no tuples: a tuple field (ToolsRegistered.tools) comes back as a list.
+            is_tuple = isinstance(f.type, str) and f.type.startswith("tuple")
+            kwargs[f.name] = tuple(value) if is_tuple and isinstance(value, list) else value
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None
 
 
 # --- conversations -----------------------------------------------------------------------------
@@ -132,7 +198,7 @@ class TurnCompleted(Event):
 class MetricMeasured(Event):
     conversation_id: str
     turn_id: int
-    name: str  # a MetricName, or "tool_call"
+    name: str  # a MetricName (see METRICS)
     value: float  # seconds
 
 

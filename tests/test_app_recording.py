@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from app.app_settings import AppSettings, load_app_settings, save_app_settings
-from app.recording import ConversationRecorder, RecordingError, event_from_json, load_conversation, metrics_csv
+from app.recording import ConversationRecorder, RecordingError, load_conversation, metrics_csv
 from app.review_window import ReviewWindow
 from app.settings_dialog import SettingsDialog
 from platform_core.config import PlatformConfig, load_settings, save_settings
@@ -109,13 +109,6 @@ def test_reopened_conversation_shows_its_graphs(tmp_path: Path, qtbot) -> None: 
     assert panels.levels.frames >= 1
     x, _ = panels.levels.traces.curves["caller"]
     assert x[0] == 0 and x[-1] == pytest.approx(0.98)
-
-
-def test_unknown_event_kind_is_skipped() -> None:
-    assert event_from_json({"kind": "FromTheFuture", "t": 1}) is None
-    ev = event_from_json({"kind": "ToolsRegistered", "t": 1, "customer_id": "a", "conversation_id": "c",
-                          "connection_id": "x", "tools": [{"name": "n"}], "new_field": 1})
-    assert isinstance(ev, ToolsRegistered) and ev.tools == ({"name": "n"},)
 
 
 def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from platform_core.cli.call import EXIT_BAD_INPUT, place_call
+from platform_core.calls import place_call
+from platform_core.cli.call import EXIT_BAD_INPUT
 from platform_core.transport.wav_source import SAMPLE_RATE, AudioFileError, WavSource, load_audio
 from tests.conftest import API_KEY
 from tests.platform_helpers import VENV_BIN, sox, speak

@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from platform_core.cli.call import (
+from platform_core.calls import (
     CallTracker,
     format_report,
     percentile_summary,
     place_call,
     speech_segments_end,
 )
+from platform_core.cli.call import EXIT_CALL_FAILED, EXIT_OK, EXIT_TIMEOUT, exit_code
+from platform_core.events import AgentSpeakingChanged, AgentTextDelta, ErrorOccurred, TurnCompleted, TurnStarted
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
 from tests.conftest import API_KEY
@@ -53,11 +55,13 @@ def test_tracker_waits_for_turns_agent_and_quiet() -> None:
         return tracker.settled(now, input_done_for=input_done_for, input_tail_s=2.0, need_turn=False)
 
     assert not settled(100.0, None)  # input still playing
-    tracker.on_event({"kind": "TurnStarted", "turn_id": 1}, 10.0)
-    tracker.on_event({"kind": "AgentSpeakingChanged", "speaking": True}, 11.0)
+    tracker.on_event(TurnStarted(conversation_id="c", turn_id=1, speech_ended_at=9.5), 10.0)
+    tracker.on_event(AgentSpeakingChanged(conversation_id="c", speaking=True), 11.0)
     assert not settled(20.0, 5.0)  # turn 1 open, agent speaking
-    tracker.on_event({"kind": "AgentSpeakingChanged", "speaking": False}, 12.0)
-    tracker.on_event({"kind": "TurnCompleted", "turn_id": 1, "metrics": {}}, 12.1)
+    tracker.on_event(AgentSpeakingChanged(conversation_id="c", speaking=False), 12.0)
+    tracker.on_event(AgentTextDelta(conversation_id="c", turn_id=1, text="Hello."), 12.05)  # text: no activity
+    tracker.on_event(TurnCompleted(conversation_id="c", turn_id=1, user_text="hi", agent_text="Hello.",
+                                   interrupted=False, metrics={}), 12.1)
     assert not settled(12.5, 5.0)  # not quiet for 1 s yet
     assert not settled(13.5, 1.0)  # VAD tail not over
     assert settled(13.5, 5.0)
@@ -67,7 +71,7 @@ def test_tracker_typed_turn_needs_acknowledgement() -> None:
     tracker = CallTracker(quiet_s=0.5)
     tracker.last_activity = 0.0
     assert not tracker.settled(10.0, input_done_for=10.0, input_tail_s=0.0, need_turn=True)
-    tracker.on_event({"kind": "ErrorOccurred", "where": "llm", "message": "down"}, 1.0)
+    tracker.on_event(ErrorOccurred(where="llm", message="down"), 1.0)
     assert tracker.settled(10.0, input_done_for=10.0, input_tail_s=0.0, need_turn=True)
 
 
@@ -109,7 +113,26 @@ def test_format_report_is_short_and_readable() -> None:
     assert "get_weather:done" in text and "e2e_latency" in text and "0.500" in text
 
 
+def test_call_exit_code_is_non_zero_when_the_call_failed() -> None:
+    ok = {"status": "ok", "errors": []}
+    assert exit_code(ok) == EXIT_OK
+    assert exit_code({"status": "no_speech", "errors": []}) == EXIT_OK  # a silent input is not a failure
+    assert exit_code({**ok, "errors": [{"where": "llm", "message": "down", "hint": ""}]}) == EXIT_CALL_FAILED
+    assert exit_code({"status": "ended_by_platform", "errors": []}) == EXIT_CALL_FAILED
+    assert exit_code({"status": "timeout", "errors": []}) == EXIT_TIMEOUT
+
+
 # --- failures before a call exists ----------------------------------------------------------------
+
+
+def test_call_cli_exits_non_zero_without_a_platform() -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "conversimple-platform"), "call", "--url", f"http://127.0.0.1:{_free_port()}",
+         "--text", "hello"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == EXIT_CALL_FAILED, proc.stdout + proc.stderr
+    assert "cannot reach the platform" in proc.stderr
 
 
 async def test_unreachable_platform_is_a_clear_error() -> None:

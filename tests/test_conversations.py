@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from platform_core.cli.call import place_call
+from platform_core.calls import place_call
 from platform_core.config import AgentProfile, PlatformConfig
 from platform_core.engines.base import ChatMessage
 from platform_core.events import (
@@ -114,7 +114,7 @@ async def test_the_bus_follows_a_call_from_connecting_to_active_to_ended(served:
 async def test_concurrent_calls_are_separate_conversations(served: Served) -> None:
     platform, url = served.platform, served.platform.url
     question_a, question_b = "What is the capital of France?", "What is two plus two?"
-    b_events: list[dict[str, Any]] = []
+    b_events: list[Event] = []
     b = CallClient(url, api_key=api_key(served), feed="no-levels", on_event=b_events.append)
     b_id = await b.connect()
     try:
@@ -138,8 +138,8 @@ async def test_concurrent_calls_are_separate_conversations(served: Served) -> No
         assert "paris" in words(turn_a["agent_text"]), turn_a["agent_text"]
         assert words(b_done.agent_text) & {"four", "4"}, b_done.agent_text
         assert "paris" not in words(b_done.agent_text)
-        assert [e["user_text"] for e in b_events if e.get("kind") == "TurnCompleted"] == [question_b]
-        assert {e.get("conversation_id") for e in b_events} == {b_id}
+        assert [e.user_text for e in b_events if isinstance(e, TurnCompleted)] == [question_b]
+        assert {getattr(e, "conversation_id", None) for e in b_events} == {b_id}
         # Each conversation's history, and each prompt the LLM answered, holds only its own caller's words.
         history = {cid: [m.content for m in served.conversations[cid].history if m.role == "user"]
                    for cid in (a_id, b_id)}

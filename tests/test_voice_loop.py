@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from platform_core.audio import level
-from platform_core.cli.call import place_call
-from platform_core.events import METRIC_NAMES
+from platform_core.calls import place_call
+from platform_core.events import TURN_METRICS
 from tests.conftest import RunningPlatform
 from tests.speech import read_wav, speech_wav, transcribe, words
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def assert_consistent_metrics(metrics: dict[str, float | None]) -> None:
-    for name in METRIC_NAMES:
+    for name in TURN_METRICS:
         value = metrics.get(name)
         assert value is not None and 0 < value < 30, f"{name} = {value!r}"
     # Each stage starts after the one before it, so the end-to-end figure bounds them all.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from platform_core.cli.call import place_call
+from platform_core.calls import place_call
 from tests.agents_helpers import spawn_agent, stop, write_agent
 from tests.conftest import RunningPlatform, start_platform, stop_platform
 from tests.speech import speech_wav, words

@@ -16,18 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STAGES: tuple[str, ...] = ("endpointing", "stt", "tool choice", "tools", "llm", "tts", "other", "playout")
-SUMMARY_METRICS: tuple[str, ...] = (
-    "end_of_turn_delay",
-    "transcription_delay",
-    "llm_ttft",
-    "llm_ttfs",
-    "tts_ttfb",
-    "tool_choice",
-    "tool_call",
-    "e2e_latency",
-    "mouth_to_ear",
-)
+from platform_core.events import LATENCY_STAGES, METRIC_NAMES, METRICS
+
+STAGES: tuple[str, ...] = LATENCY_STAGES
+SUMMARY_METRICS: tuple[str, ...] = METRIC_NAMES
+PER_TOOL_CALL = frozenset(name for name, info in METRICS.items() if info.per_tool_call)  # tool_call
+TURN_SUMMARY_METRICS: tuple[str, ...] = tuple(name for name in SUMMARY_METRICS if name not in PER_TOOL_CALL)
 
 
 @dataclass
@@ -82,7 +76,7 @@ class LatencyModel:
 
     def add_metric(self, turn_id: int, name: str, value: float) -> None:
         turn = self._turn(turn_id)
-        if name == "tool_call":
+        if name in PER_TOOL_CALL:
             turn.tool_calls.append(value)
         else:
             turn.metrics[name] = value
@@ -93,7 +87,7 @@ class LatencyModel:
     ) -> None:
         turn = self._turn(turn_id)
         # A MetricMeasured that arrived first (e.g. mouth_to_ear from the desktop) is kept.
-        turn.metrics.update({k: v for k, v in metrics.items() if v is not None and k != "tool_call"})
+        turn.metrics.update({k: v for k, v in metrics.items() if v is not None and k not in PER_TOOL_CALL})
         turn.completed = True
         turn.interrupted = interrupted
         turn.user_text = user_text
@@ -104,7 +98,7 @@ class LatencyModel:
         return [self.turns[k] for k in sorted(self.turns)]
 
     def values(self, name: str) -> list[float]:
-        if name == "tool_call":
+        if name in PER_TOOL_CALL:
             return [d for turn in self.ordered() for d in turn.tool_calls]
         return [t.metrics[name] for t in self.ordered() if name in t.metrics]
 

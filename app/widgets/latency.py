@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QTableWidget, QT
 
 from app.viewmodels.latency import STAGES, SUMMARY_METRICS, LatencyModel
 from app.widgets.plots import steady_axes
+from platform_core.events import METRICS
 
 STAGE_COLORS = {
     "endpointing": (150, 150, 150),
@@ -45,6 +46,10 @@ class LatencyPanel(QWidget):
         self.table = QTableWidget(len(SUMMARY_METRICS), 3)
         self.table.setHorizontalHeaderLabels(["n", "p50", "p95"])
         self.table.setVerticalHeaderLabels(list(SUMMARY_METRICS))
+        for row, name in enumerate(SUMMARY_METRICS):
+            header = self.table.verticalHeaderItem(row)
+            if header is not None and name in METRICS:
+                header.setToolTip(f"{METRICS[name].label}: {METRICS[name].description}")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
         plots = QHBoxLayout()
@@ -81,21 +86,18 @@ class LatencyPanel(QWidget):
         plot.setLabel("bottom", "turn")
         plot.setMenuEnabled(False)
         plot.addLegend(offset=(5, 5))
-        e2e = plot.plot(pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name="voice-to-voice")
-        m2e = plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name="mouth-to-ear")
+        e2e = plot.plot(pen=pg.mkPen((120, 200, 120), width=2), symbol="o", name=METRICS["e2e_latency"].label)
+        m2e = plot.plot(pen=pg.mkPen((230, 90, 90), width=2), symbol="t", name=METRICS["mouth_to_ear"].label)
         return plot, e2e, m2e
 
     def _build_mouth_to_ear_label(self) -> QLabel:
-        label = QLabel("mouth-to-ear: —")
+        label = QLabel(f"{METRICS['mouth_to_ear'].label}: —")
         big = QFont(label.font())
         big.setPointSize(12)
         big.setBold(True)
         label.setFont(big)
         label.setWordWrap(True)
-        label.setToolTip(
-            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
-            " speaker: includes WebRTC, the jitter buffer and the audio devices."
-        )
+        label.setToolTip(METRICS["mouth_to_ear"].description)
         label.setFixedHeight(2 * QFontMetrics(big).lineSpacing() + 4)  # "last ..., p50 ..., p95 ..." wraps once
         return label
 
@@ -149,6 +151,8 @@ class LatencyPanel(QWidget):
                     item.setText(text)
         m2e = summary["mouth_to_ear"]
         last = next((t.metrics["mouth_to_ear"] for t in reversed(turns) if "mouth_to_ear" in t.metrics), None)
-        self.mouth_to_ear.setText(f"mouth-to-ear: last {_ms(last)}, p50 {_ms(m2e['p50'])}, p95 {_ms(m2e['p95'])}")
+        self.mouth_to_ear.setText(
+            f"{METRICS['mouth_to_ear'].label}: last {_ms(last)}, p50 {_ms(m2e['p50'])}, p95 {_ms(m2e['p95'])}"
+        )
         if len(xs):
             self.bars_plot.setXRange(xs.min() - 0.6, xs.max() + 1.6, padding=0)  # room for the legend

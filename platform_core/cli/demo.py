@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from platform_core.cli.progress import print_progress
 from platform_core.config import PlatformConfig
 
 
@@ -26,14 +27,13 @@ def write_speech_wav(tts_chunks: list[np.ndarray], rate: int, path: Path) -> Non
 
 
 async def run_demo(text: str, agent_id: str | None) -> int:
-    from platform_core.cli.call import format_report, place_call
-    from platform_core.cli.main import _print_progress
+    from platform_core.calls import format_report, place_call
     from platform_core.platform import Platform, PlatformError
 
     config = PlatformConfig()
     config.server.port = 0
     platform = Platform(config)
-    platform.bus.subscribe(_print_progress)
+    platform.bus.subscribe(print_progress)
     try:
         await platform.start()
         engines = platform.engines

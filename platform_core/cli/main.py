@@ -9,9 +9,8 @@ import logging
 import signal
 import sys
 
+from platform_core.cli.progress import print_progress
 from platform_core.config import PlatformConfig, load_settings
-from platform_core.errors import explained
-from platform_core.events import EngineProgress, ErrorOccurred, Event
 
 
 def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
@@ -34,19 +33,11 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
     return config
 
 
-def _print_progress(event: Event) -> None:
-    if isinstance(event, EngineProgress):
-        pct = f" {event.fraction:4.0%}" if event.fraction is not None else ""
-        print(f"[{event.component}]{pct} {event.message}", flush=True)
-    elif isinstance(event, ErrorOccurred):
-        print(f"error ({event.where}): {explained(event.message, event.hint)}", file=sys.stderr, flush=True)
-
-
 async def _serve(args: argparse.Namespace) -> int:
     from platform_core.platform import Platform, PlatformError
 
     platform = Platform(_config_from_args(args))
-    platform.bus.subscribe(_print_progress)
+    platform.bus.subscribe(print_progress)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from platform_core.errors import StudioError
+from platform_core.events import ErrorOccurred, Event, from_json
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, SilenceSource
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ class CallClient:
     """One call to an agent through the platform.
 
     `on_agent_audio` receives the agent's audio as int16 mono 48 kHz 20 ms frames (960 samples);
-    `on_event` receives each event of the conversation as a dict with a `kind` (platform errors sent
-    outside the event feed arrive as `{"kind": "ErrorOccurred", "where": "platform", ...}`).
+    `on_event` receives each event of the conversation as a typed `platform_core.events` event
+    (platform errors sent outside the event feed arrive as `ErrorOccurred(where="platform")`;
+    events of kinds this version does not know are skipped).
     Callbacks run on the event loop and must be quick.
     """
 
@@ -64,7 +66,7 @@ class CallClient:
         api_key: str | None = None,
         source: MediaStreamTrack | None = None,
         on_agent_audio: Callable[[np.ndarray], None] | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
         feed: str = "all",
     ) -> None:
         self.url = url
@@ -247,7 +249,7 @@ class CallClient:
                     if msg.get("type") == "ended":
                         raise CallError(f"the platform ended the call at once: {msg.get('reason', '')}")
                     if msg.get("type") == "event":
-                        self._dispatch(msg.get("event") or {})
+                        self._dispatch_json(msg.get("event") or {})
         except TimeoutError as exc:
             raise CallError(
                 f"the platform at {self.url} sent no answer within {ANSWER_TIMEOUT_S:.0f} s",
@@ -269,16 +271,15 @@ class CallClient:
                     continue
                 kind = msg.get("type")
                 if kind == "event":
-                    self._dispatch(msg.get("event") or {})
+                    self._dispatch_json(msg.get("event") or {})
                 elif kind == "error":
                     self._dispatch(
-                        {
-                            "kind": "ErrorOccurred",
-                            "where": "platform",
-                            "message": msg.get("message", ""),
-                            "hint": msg.get("hint", ""),
-                            "conversation_id": self.conversation_id,
-                        }
+                        ErrorOccurred(
+                            where="platform",
+                            message=str(msg.get("message", "")),
+                            hint=str(msg.get("hint", "")),
+                            conversation_id=self.conversation_id,
+                        )
                     )
                 elif kind == "ended":
                     self._finish(str(msg.get("reason") or "ended by the platform"))
@@ -294,12 +295,19 @@ class CallClient:
             raise CallError(f"the call is over ({self.ended_reason})")
         await self._ws.send(json.dumps(msg))
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch_json(self, data: Any) -> None:
+        event = from_json(data) if isinstance(data, dict) else None
+        if event is None:
+            log.debug("skipping an event this version cannot type: %.200r", data)
+            return
+        self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
         if self._on_event is not None:
             try:
                 self._on_event(event)
             except Exception:
-                log.exception("on_event callback failed on %s", event.get("kind"))
+                log.exception("on_event callback failed on %s", event.kind)
 
     # --- media ----------------------------------------------------------------------------------
 
