@@ -17,7 +17,6 @@ import dataclasses
 import io
 import json
 import time
-import wave
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,10 +27,10 @@ import numpy as np
 from app.viewmodels.latency import SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
+from platform_core import WEBRTC_RATE, AudioFileError, WavWriter, read_audio, user_data_dir
 from platform_core import events as ev
-from platform_core import user_data_dir
 
-RATE = 48_000
+RATE = WEBRTC_RATE
 _EVENT_TYPES: dict[str, type[ev.Event]] = {
     name: cls
     for name, cls in vars(ev).items()
@@ -59,26 +58,23 @@ def event_from_json(data: dict[str, Any]) -> ev.Event | None:
 
 
 class _WavTrack:
+    """One side's recording, and the monotonic time of its first sample (to align it with the events)."""
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._wav: wave.Wave_write | None = None
+        self._writer = WavWriter(path, RATE)
         self.started_at: float | None = None
-        self.samples = 0
+
+    @property
+    def samples(self) -> int:
+        return self._writer.samples_written
 
     def write(self, samples: np.ndarray, t: float) -> None:
-        if self._wav is None:
-            self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 (closed in close())
-            self._wav.setnchannels(1)
-            self._wav.setsampwidth(2)
-            self._wav.setframerate(RATE)
+        if self.started_at is None:
             self.started_at = t
-        self._wav.writeframes(samples.astype("<i2", copy=False).tobytes())
-        self.samples += len(samples)
+        self._writer.write(samples)
 
     def close(self) -> None:
-        if self._wav is not None:
-            self._wav.close()
-            self._wav = None
+        self._writer.close()
 
 
 class ConversationRecorder:
@@ -177,12 +173,10 @@ class RecordingError(Exception):
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    if not path.exists():
-        return np.zeros(0, dtype=np.int16)
+    """A track's samples; none for a track never written (nothing said) or unreadable."""
     try:
-        with wave.open(str(path), "rb") as w:
-            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy()
-    except (wave.Error, EOFError):  # a track cut short by a crash: keep what is there
+        return read_audio(path, RATE)
+    except AudioFileError:
         return np.zeros(0, dtype=np.int16)
 
 
