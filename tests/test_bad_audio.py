@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import API_KEY
 from platform_core.audio_files import AudioFileError, read_audio
 from platform_core.cli.call import EXIT_BAD_INPUT, place_call
 from platform_core.transport.wav_source import SAMPLE_RATE, WavSource
-from tests.conftest import API_KEY
 from tests.platform_helpers import VENV_BIN, sox, speak
 
 TONE_HZ = 1000

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import API_KEY
 from platform_core.cli.call import (
     CallTracker,
     format_report,
@@ -22,7 +23,6 @@ from platform_core.cli.call import (
 )
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
-from tests.conftest import API_KEY
 from tests.platform_helpers import VENV_BIN, speak
 
 QUESTION = "What is the weather like in Paris today?"
