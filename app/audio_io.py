@@ -1,6 +1,8 @@
 """Local audio: the microphone (or a WAV file) as an aiortc track, and a speaker playback buffer.
 
-Everything the platform hears or says is 48 kHz mono int16 in 20 ms frames (960 samples).
+Everything the platform hears or says is 48 kHz mono int16 in 20 ms frames (960 samples): the
+platform's `WEBRTC_RATE` and `FRAME_SAMPLES`; both tracks are the platform's paced track with the
+app's mute, push-to-talk and hooks on top.
 sounddevice callbacks run on PortAudio's thread; they only copy samples and hand them to the
 asyncio loop (microphone) or take them from a locked buffer (speaker). sounddevice is imported
 lazily, so a machine without PortAudio still opens the app (in text mode) with a clear message.
@@ -9,26 +11,19 @@ lazily, so a machine without PortAudio still opens the app (in text mode) with a
 from __future__ import annotations
 
 import asyncio
-import fractions
 import threading
 import time
-import wave
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from app.audio_format import FRAME, RATE, rms_dbfs
-from platform_core import StudioError
+from platform_core import FRAME_SAMPLES, WEBRTC_RATE, AudioFileError, PacedAudioTrack, StudioError, read_audio
 
-__all__ = ["FRAME", "RATE", "AudioDeviceError", "MicrophoneTrack", "SpeakerOutput", "WavFileTrack", "rms_dbfs"]
-
-TIME_BASE = fractions.Fraction(1, RATE)
+__all__ = ["AudioDeviceError", "GatedSource", "MicrophoneTrack", "SpeakerOutput"]
 
 FrameHook = Callable[[np.ndarray, float], None]  # (int16 samples, monotonic time of the first sample)
 
@@ -93,39 +88,40 @@ def _resolve(device: str | int | None, kind: str) -> str | int | None:
     )
 
 
-def to_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = RATE
-    frame.pts = pts
-    frame.time_base = TIME_BASE
-    return frame
+class GatedSource(PacedAudioTrack):
+    """The app's outbound track: the platform's paced track with mute, push-to-talk and hooks.
 
+    As built here it plays `samples` (a WAV file standing in for the microphone: `from_wav`), then
+    silence; `MicrophoneTrack` takes its frames from the device instead.
+    """
 
-class GatedSource(MediaStreamTrack):
-    """Common part of the microphone and WAV tracks: mute, push-to-talk, hooks, pts."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, samples: np.ndarray | None = None, path: Path | None = None) -> None:
+        super().__init__(samples)
+        self.path = path  # the WAV file played, if any
         self.muted = False
         self.push_to_talk = False
         self.talking = False  # push-to-talk held
         self.on_frame: list[FrameHook] = []  # what is actually sent (after the gate), e.g. the recorder
-        self._pts = 0
+
+    @classmethod
+    def from_wav(cls, path: Path, *, lead_in_s: float = 0.0) -> GatedSource:
+        """An audio file (WAV, FLAC, OGG, MP3) as the microphone, after `lead_in_s` of silence (reproducible QA)."""
+        try:
+            samples = read_audio(path)
+        except AudioFileError as exc:
+            raise AudioDeviceError(f"The audio file could not be read: {exc}", "Choose another file.") from exc
+        return cls(np.concatenate([np.zeros(int(lead_in_s * WEBRTC_RATE), dtype=np.int16), samples]), path)
 
     @property
     def gate_open(self) -> bool:
         return not self.muted and (not self.push_to_talk or self.talking)
 
-    def _emit(self, samples: np.ndarray, t_first: float) -> av.AudioFrame:
+    def outgoing(self, samples: np.ndarray, t_first: float) -> np.ndarray:
         if not self.gate_open:
-            samples = np.zeros(FRAME, dtype=np.int16)
+            samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         for hook in self.on_frame:
             hook(samples, t_first)
-        frame = to_frame(samples, self._pts)
-        self._pts += FRAME
-        return frame
+        return samples
 
 
 class MicrophoneTrack(GatedSource):
@@ -141,12 +137,10 @@ class MicrophoneTrack(GatedSource):
         self.failed: AudioDeviceError | None = None
         self._queue: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue(maxsize=25)
         self._event_loop = asyncio.get_running_loop()
-        self._carry = np.zeros(0, dtype=np.int16)
-        self._next_silence = 0.0
         sd = _sounddevice()
         try:
             self._stream = sd.InputStream(
-                samplerate=RATE, channels=1, dtype="int16", blocksize=FRAME,
+                samplerate=WEBRTC_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES,
                 device=_resolve(device, "input"), callback=self._callback, latency="low",
             )
             self._stream.start()
@@ -175,9 +169,8 @@ class MicrophoneTrack(GatedSource):
             if self.on_failure is not None:
                 self.on_failure(error)
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
+    async def next_frame(self) -> tuple[int, np.ndarray, float]:
+        """The device's next block; real-time paced silence once it stops delivering."""
         try:
             samples, t_first = await asyncio.wait_for(self._queue.get(), self.STALL_S if self.failed is None else 0.02)
         except TimeoutError:
@@ -188,12 +181,9 @@ class MicrophoneTrack(GatedSource):
                     " microphone in Settings and call again.",
                 )
             )
-            # Keep real-time pace with silence.
-            now = time.monotonic()
-            self._next_silence = max(self._next_silence + FRAME / RATE, now)
-            await asyncio.sleep(max(0.0, self._next_silence - now))
-            return self._emit(np.zeros(FRAME, dtype=np.int16), time.monotonic())
-        return self._emit(samples, t_first)
+            pts = await self.pacer.next_frame()
+            return pts, np.zeros(FRAME_SAMPLES, dtype=np.int16), time.monotonic()
+        return self.pacer.take(), samples, t_first
 
     def stop(self) -> None:
         super().stop()
@@ -202,61 +192,6 @@ class MicrophoneTrack(GatedSource):
             self._stream.close()
         except Exception:  # a vanished device may fail to close; nothing else to do
             pass
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """A WAV file as 48 kHz mono int16 (mixing channels down and resampling linearly)."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            raw = wav.readframes(wav.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise AudioDeviceError(
-            f"The WAV file {path} could not be read: {exc}.", "Choose an uncompressed PCM .wav file."
-        ) from exc
-    if width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float64)
-    elif width == 4:
-        data = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536.0
-    elif width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) * 256.0
-    else:
-        raise AudioDeviceError(f"The WAV file {path} uses {width * 8}-bit samples.", "Use 16-bit PCM.")
-    data = data.reshape(-1, channels).mean(axis=1)
-    if rate != RATE and len(data):
-        n_out = round(len(data) * RATE / rate)
-        data = np.interp(np.arange(n_out) * rate / RATE, np.arange(len(data)), data)
-    return np.clip(np.round(data), -32768, 32767).astype(np.int16)
-
-
-class WavFileTrack(GatedSource):
-    """A WAV file standing in for the microphone, paced in real time, then silence (reproducible QA)."""
-
-    def __init__(self, path: Path, *, lead_in_s: float = 0.0, loop: bool = False) -> None:
-        super().__init__()
-        self.path = path
-        self.samples = np.concatenate([np.zeros(int(lead_in_s * RATE), dtype=np.int16), read_wav(path)])
-        self.loop = loop
-        self.position = 0
-        self.finished = asyncio.Event()
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._pts / RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        chunk = self.samples[self.position : self.position + FRAME]
-        self.position += FRAME
-        if self.loop and self.position >= len(self.samples):
-            self.position = 0
-        if len(chunk) < FRAME:
-            if self.position >= len(self.samples):
-                self.finished.set()
-            chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)])
-        return self._emit(chunk, due)
 
 
 class SpeakerOutput:
@@ -279,7 +214,7 @@ class SpeakerOutput:
         sd = _sounddevice()
         try:
             self._stream = sd.OutputStream(
-                samplerate=RATE, channels=1, dtype="int16", blocksize=FRAME // 2,
+                samplerate=WEBRTC_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES // 2,
                 device=_resolve(device, "output"), callback=self._callback, latency="low",
             )
             self._stream.start()
@@ -293,7 +228,7 @@ class SpeakerOutput:
         with self._lock:
             self._chunks.append(samples.astype(np.int16, copy=False))
             self._buffered += len(samples)
-            while self._buffered > self.MAX_BUFFER_S * RATE:  # far behind: drop the oldest audio
+            while self._buffered > self.MAX_BUFFER_S * WEBRTC_RATE:  # far behind: drop the oldest audio
                 self._buffered -= len(self._chunks.popleft())
 
     def clear(self) -> None:
@@ -304,7 +239,7 @@ class SpeakerOutput:
 
     @property
     def buffered_s(self) -> float:
-        return self._buffered / RATE
+        return self._buffered / WEBRTC_RATE
 
     @property
     def alive(self) -> bool:

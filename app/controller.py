@@ -230,11 +230,11 @@ class AppController(QObject):
             recorder.on_event(event)
 
     def _open_source(self) -> GatedSource | None:
-        from app.audio_io import AudioDeviceError, MicrophoneTrack, WavFileTrack
+        from app.audio_io import AudioDeviceError, GatedSource, MicrophoneTrack
 
         try:
             if self.input_wav is not None:
-                return WavFileTrack(self.input_wav, lead_in_s=1.0)
+                return GatedSource.from_wav(self.input_wav, lead_in_s=1.0)
             return MicrophoneTrack(self.app_settings.input_device or None, on_failure=self._mic_failed)
         except AudioDeviceError as exc:
             self._notice("microphone", "No microphone: text mode", exc.message, exc.hint)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.audio_format import RATE, rms_dbfs
+from platform_core import WEBRTC_RATE, is_audible
 
 SPEECH_DBFS = -40.0  # a microphone block louder than this is speech
 AUDIBLE_DBFS = -50.0  # a speaker block louder than this is the agent talking
@@ -32,9 +32,9 @@ class MouthToEarMeter:
         self._awaiting_silence = False
 
     def on_mic(self, samples: np.ndarray, t_first: float) -> None:
-        if rms_dbfs(samples) > SPEECH_DBFS:
+        if is_audible(samples, SPEECH_DBFS):
             with self._lock:
-                self._last_voice_end = t_first + len(samples) / RATE
+                self._last_voice_end = t_first + len(samples) / WEBRTC_RATE
 
     def on_turn_started(self, turn_id: int, now: float) -> None:
         with self._lock:
@@ -52,9 +52,9 @@ class MouthToEarMeter:
         # First audible 5 ms window inside the block.
         win = 240
         for start in range(0, len(samples), win):
-            if rms_dbfs(samples[start : start + win]) > AUDIBLE_DBFS:
+            if is_audible(samples[start : start + win], AUDIBLE_DBFS):
                 turn_id, mouth = pending
                 with self._lock:
                     self._pending = None
-                self._report(turn_id, t_first + start / RATE - mouth)
+                self._report(turn_id, t_first + start / WEBRTC_RATE - mouth)
                 return

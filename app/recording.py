@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import time
-import wave
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,10 +26,10 @@ import numpy as np
 from app.viewmodels.latency import TURN_SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
-from platform_core import StudioError, user_data_dir
+from platform_core import WEBRTC_RATE, AudioFileError, StudioError, WavWriter, read_audio, user_data_dir
 from platform_core import events as ev
 
-RATE = 48_000
+RATE = WEBRTC_RATE
 
 
 def conversations_dir() -> Path:
@@ -38,26 +37,23 @@ def conversations_dir() -> Path:
 
 
 class _WavTrack:
+    """One side's recording, and the monotonic time of its first sample (to align it with the events)."""
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._wav: wave.Wave_write | None = None
+        self._writer = WavWriter(path, RATE)
         self.started_at: float | None = None
-        self.samples = 0
+
+    @property
+    def samples(self) -> int:
+        return self._writer.samples_written
 
     def write(self, samples: np.ndarray, t: float) -> None:
-        if self._wav is None:
-            self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 (closed in close())
-            self._wav.setnchannels(1)
-            self._wav.setsampwidth(2)
-            self._wav.setframerate(RATE)
+        if self.started_at is None:
             self.started_at = t
-        self._wav.writeframes(samples.astype("<i2", copy=False).tobytes())
-        self.samples += len(samples)
+        self._writer.write(samples)
 
     def close(self) -> None:
-        if self._wav is not None:
-            self._wav.close()
-            self._wav = None
+        self._writer.close()
 
 
 class ConversationRecorder:
@@ -153,12 +149,10 @@ class RecordingError(StudioError):
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    if not path.exists():
-        return np.zeros(0, dtype=np.int16)
+    """A track's samples; none for a track never written (nothing said) or unreadable."""
     try:
-        with wave.open(str(path), "rb") as w:
-            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy()
-    except (wave.Error, EOFError):  # a track cut short by a crash: keep what is there
+        return read_audio(path, RATE)
+    except AudioFileError:
         return np.zeros(0, dtype=np.int16)
 
 

@@ -19,7 +19,6 @@ import secrets
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,19 +155,6 @@ def format_latency(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.astype("<i2").tobytes())
-
-
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as wav:
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"), wav.getframerate()
-
-
 def agent_command(agent_file: Path, url: str, api_key: str) -> list[str]:
     """How to start an agent: the bundle's own executable (no Python in a bundle), or this Python."""
     if getattr(sys, "frozen", False):
@@ -200,7 +186,18 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
-    from platform_core import Platform, PlatformConfig, ensure_model, load_manifest, place_call, resource_path
+    from platform_core import (
+        WEBRTC_RATE,
+        AudioFileError,
+        Platform,
+        PlatformConfig,
+        ensure_model,
+        load_manifest,
+        place_call,
+        read_audio,
+        resource_path,
+        write_wav,
+    )
 
     config = PlatformConfig()  # the defaults, not the user's settings: the bundled engines are under test
     config.server.port = 0
@@ -252,7 +249,7 @@ async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
             if voiced_seconds(pcm, rate) < _MIN_VOICED_S:
                 raise RuntimeError("the Piper voice produced no audible speech")
             pad = np.zeros(rate // 2, dtype=np.int16)  # the VAD needs silence around the words
-            _write_wav(question, np.concatenate([pad, pcm, pad]), rate)
+            write_wav(question, np.concatenate([pad, pcm, pad]), rate)
             return f"{QUESTION!r}, {pcm.size / rate:.1f} s"
 
         if not await test.run("speech", speech):
@@ -266,8 +263,11 @@ async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
         except Exception as exc:
             test.record("call", False, time.monotonic() - started, _one_line(exc))
             return
-        pcm, rate = _read_wav(answer) if answer.exists() else (np.zeros(0, dtype=np.int16), 48_000)
-        for stage in check_call(report, pcm, rate):
+        try:
+            pcm = read_audio(answer)
+        except AudioFileError:  # no answer, or a silent one: check_call says which stage failed
+            pcm = np.zeros(0, dtype=np.int16)
+        for stage in check_call(report, pcm, WEBRTC_RATE):
             test.record(stage.name, stage.ok, stage.seconds, stage.detail)
         for line in format_latency(report):
             print(line, file=test.out, flush=True)

@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ],
         }
         if not args.skip_conversimple:
-            from tests.agents_helpers import compat_venv
+            from bench.harness import compat_venv
 
             contenders["conversimple-sdk 0.2.4"] = [
                 str(compat_venv() / "bin" / "python"),

@@ -88,8 +88,8 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.harness import start_platform, stop_platform
     from platform_core.calls import place_call
-    from tests.conftest import start_platform, stop_platform
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from platform_core import events
+    from platform_core.audio import FRAME_SAMPLES, STT_RATE, WEBRTC_RATE, is_audible
+    from platform_core.audio_files import AudioFileError, WavWriter, read_audio, write_wav
     from platform_core.bus import EventBus, EventStream
     from platform_core.calls import place_call
     from platform_core.config import (
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from platform_core.platform import Platform, PlatformError
     from platform_core.resources import resource_path
     from platform_core.transport.client import CallClient, CallError
+    from platform_core.transport.wav_source import PacedAudioTrack
 
 # public name -> (module, attribute in it; None: the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -76,6 +79,16 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CallClient": ("platform_core.transport.client", "CallClient"),
     "CallError": ("platform_core.transport.client", "CallError"),
     "place_call": ("platform_core.calls", "place_call"),
+    # audio: the format the platform exchanges (48 kHz mono int16, 20 ms frames), files, the paced track
+    "WEBRTC_RATE": ("platform_core.audio", "WEBRTC_RATE"),
+    "FRAME_SAMPLES": ("platform_core.audio", "FRAME_SAMPLES"),
+    "STT_RATE": ("platform_core.audio", "STT_RATE"),
+    "is_audible": ("platform_core.audio", "is_audible"),
+    "AudioFileError": ("platform_core.audio_files", "AudioFileError"),
+    "read_audio": ("platform_core.audio_files", "read_audio"),
+    "write_wav": ("platform_core.audio_files", "write_wav"),
+    "WavWriter": ("platform_core.audio_files", "WavWriter"),
+    "PacedAudioTrack": ("platform_core.transport.wav_source", "PacedAudioTrack"),
     # models and bundled resources (first run, self-test)
     "ensure_model": ("platform_core.models", "ensure_model"),
     "prepare_models": ("platform_core.models", "prepare_models"),
@@ -87,25 +100,33 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
+    "FRAME_SAMPLES",
+    "STT_RATE",
+    "WEBRTC_RATE",
     "AgentProfile",
+    "AudioFileError",
     "CallClient",
     "CallError",
     "EngineConfig",
     "EventBus",
     "EventStream",
     "ModelError",
+    "PacedAudioTrack",
     "Platform",
     "PlatformConfig",
     "PlatformError",
     "ServerConfig",
     "StudioError",
     "VoiceLoopConfig",
+    "WavWriter",
     "ensure_model",
     "events",
+    "is_audible",
     "load_manifest",
     "load_settings",
     "place_call",
     "prepare_models",
+    "read_audio",
     "read_json_settings",
     "resource_path",
     "run_llm_server",
@@ -115,6 +136,7 @@ __all__ = [
     "user_config_dir",
     "user_data_dir",
     "write_json_atomic",
+    "write_wav",
 ]
 
 

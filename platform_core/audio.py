@@ -1,17 +1,21 @@
 """Small audio helpers shared by the transport and the voice loop: PCM <-> av frames, resampling, levels.
 
 Conventions: PCM is mono int16 numpy arrays; WebRTC media runs at 48 kHz in 20 ms frames (960
-samples); STT and VAD take float32 at 16 kHz.
+samples); STT and VAD take float32 at 16 kHz. These constants are the one definition (exported by
+`platform_core`); av is imported on first use, so the app can read them before its window is up.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import av
 
 WEBRTC_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
@@ -23,6 +27,8 @@ Float32Array = npt.NDArray[np.float32]
 
 def pcm_to_frame(pcm: Int16Array, rate: int, pts: int | None = None) -> av.AudioFrame:
     """A mono s16 av.AudioFrame holding `pcm`."""
+    import av
+
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1),
                                        format="s16", layout="mono")
     frame.sample_rate = rate
@@ -50,6 +56,8 @@ class MonoResampler:
     """Stateful mono int16 resampler (one per stream, so block edges stay continuous)."""
 
     def __init__(self, out_rate: int) -> None:
+        import av
+
         self.out_rate = out_rate
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
 

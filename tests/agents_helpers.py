@@ -8,13 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import venv
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from platform_core.bus import EventBus
-from platform_core.config import user_cache_dir
 from platform_core.events import Event
 from platform_core.gateway import AgentGateway, serve_gateway
 from platform_core.protocol import GATEWAY_PATH
@@ -138,26 +136,3 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 10.0, wha
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
-
-
-# --- conversimple-sdk 0.2.4 in its own virtual environment -------------------------------------------
-
-CONVERSIMPLE = "conversimple-sdk==0.2.4"
-
-
-def compat_venv() -> Path:
-    """A venv with the public conversimple-sdk, created on first use and reused (user cache dir)."""
-    home = Path(os.environ.get("CONVERSIMPLE_COMPAT_VENV", user_cache_dir() / "compat-venv-conversimple-0.2.4"))
-    python = home / "bin" / "python"
-    marker = home / ".installed"
-    if marker.exists() and python.exists():
-        return home
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", CONVERSIMPLE],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    marker.write_text(CONVERSIMPLE + "\n")
-    return home

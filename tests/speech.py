@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from platform_core.audio import STT_RATE, MonoResampler, to_float32
+from platform_core.audio import STT_RATE, WEBRTC_RATE, MonoResampler, to_float32
+from platform_core.audio_files import read_audio, write_wav
 from platform_core.engines.base import FloatAudio
 from platform_core.engines.tts.piper import PiperTTS
 
@@ -36,16 +36,6 @@ def speak(text: str, rate: int = 48_000) -> np.ndarray:
     return MonoResampler(rate).resample(pcm, tts.sample_rate)
 
 
-def write_wav(path: Path, pcm: np.ndarray, rate: int, channels: int = 1) -> Path:
-    data = np.repeat(pcm[:, None], channels, axis=1) if channels > 1 else pcm
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(channels)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(data.astype(np.int16).tobytes())
-    return path
-
-
 @functools.cache
 def speech_16k(text: str) -> FloatAudio:
     """`text` spoken by the Piper voice: float32 mono at 16 kHz, as the STT engine takes it."""
@@ -65,12 +55,8 @@ def speech_wav(folder: Path, text: str, rate: int = 16_000, *, lead_s: float = 0
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as wav:
-        rate = wav.getframerate()
-        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-        if wav.getnchannels() > 1:
-            data = data.reshape(-1, wav.getnchannels()).mean(axis=1).astype(np.int16)
-    return data, rate
+    """An answer file as (int16 mono samples, rate): at 48 kHz, the rate calls are recorded at."""
+    return read_audio(path, WEBRTC_RATE), WEBRTC_RATE
 
 
 def transcribe(pcm: np.ndarray, rate: int) -> str:

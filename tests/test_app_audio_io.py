@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.audio_io import FRAME, RATE, AudioDeviceError, MicrophoneTrack, SpeakerOutput, WavFileTrack, list_devices
+from app.audio_io import AudioDeviceError, GatedSource, MicrophoneTrack, SpeakerOutput, list_devices
 from app.mouth_to_ear import MouthToEarMeter
+from platform_core.audio import FRAME_SAMPLES, WEBRTC_RATE
+from platform_core.audio_files import read_audio, write_wav
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
 
@@ -21,18 +22,9 @@ pulse_env = desktop_env.pulse_env  # the fixture, shared by name
 def signal(seconds: float = 1.5, seed: int = 1) -> np.ndarray:
     """Noise bursts: a distinctive signal whose position cross-correlation finds exactly."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(0, 6000, int(seconds * RATE))
+    x = rng.normal(0, 6000, int(seconds * WEBRTC_RATE))
     envelope = (np.sin(np.linspace(0, 12 * np.pi, len(x))) > 0).astype(float)
     return np.clip(x * envelope, -32768, 32767).astype(np.int16)
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return path
 
 
 def best_match(recorded: np.ndarray, reference: np.ndarray) -> float:
@@ -66,9 +58,9 @@ async def test_wav_played_into_virtual_mic_arrives_through_the_track(pulse_env: 
             await track.recv()
         player = pulse_env.play_into_mic(wav)
         frames = []
-        for _ in range(int(2.5 * RATE / FRAME)):
+        for _ in range(int(2.5 * WEBRTC_RATE / FRAME_SAMPLES)):
             frame = await track.recv()
-            assert frame.sample_rate == RATE and frame.samples == FRAME
+            assert frame.sample_rate == WEBRTC_RATE and frame.samples == FRAME_SAMPLES
             frames.append(frame.to_ndarray().reshape(-1))
         pulse_env.stop_process(player)
     finally:
@@ -102,16 +94,15 @@ async def test_speaker_output_reaches_the_virtual_speaker(pulse_env: PulseEnv, t
     played_at: list[float] = []
     speaker.on_played.append(lambda s, t: played_at.append(t) if s.any() else None)
     try:
-        for start in range(0, len(reference), FRAME):  # 20 ms frames, as the agent's audio arrives
-            speaker.write(reference[start : start + FRAME])
+        for start in range(0, len(reference), FRAME_SAMPLES):  # 20 ms frames, as the agent's audio arrives
+            speaker.write(reference[start : start + FRAME_SAMPLES])
             await asyncio.sleep(0.018)
         await asyncio.sleep(1.0)
         assert speaker.alive
     finally:
         speaker.close()
         pulse_env.stop_process(recorder)
-    with wave.open(str(out), "rb") as w:
-        recorded = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    recorded = read_audio(out)
     assert best_match(recorded, reference) > 0.85  # an ALSA underrun under load costs a few percent
     assert played_at and abs(played_at[0] - time.monotonic()) < 5
 
@@ -125,25 +116,25 @@ def test_unknown_device_is_explained(pulse_env: PulseEnv) -> None:
 
 async def test_wav_track_is_paced_in_real_time(tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "8k.wav", signal(0.5)[::6], rate=8000)  # resampled to 48 kHz
-    track = WavFileTrack(wav)
+    track = GatedSource.from_wav(wav)
     t0 = time.monotonic()
     frames = [await track.recv() for _ in range(30)]
     elapsed = time.monotonic() - t0
     assert 0.5 < elapsed < 0.75
-    assert [f.pts for f in frames[:3]] == [0, FRAME, 2 * FRAME]
+    assert [f.pts for f in frames[:3]] == [0, FRAME_SAMPLES, 2 * FRAME_SAMPLES]
     assert track.finished.is_set()
 
 
 def test_mouth_to_ear_meter() -> None:
     got: list[tuple[int, float]] = []
     meter = MouthToEarMeter(lambda turn, value: got.append((turn, value)))
-    loud = (np.ones(FRAME) * 8000).astype(np.int16)
-    quiet = np.zeros(FRAME, dtype=np.int16)
+    loud = (np.ones(FRAME_SAMPLES) * 8000).astype(np.int16)
+    quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
     meter.on_mic(loud, 10.0)  # voiced until 10.02
     meter.on_mic(quiet, 10.02)
     meter.on_turn_started(1, 10.5)
     meter.on_speaker(quiet, 10.9)
-    half = np.concatenate([quiet[: FRAME // 2], loud[: FRAME // 2]])
+    half = np.concatenate([quiet[: FRAME_SAMPLES // 2], loud[: FRAME_SAMPLES // 2]])
     meter.on_speaker(half, 11.0)
     meter.on_speaker(loud, 11.02)  # only the first audible block counts
     assert got == [(1, pytest.approx(11.0 + 0.01 - 10.02))]

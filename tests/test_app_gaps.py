@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtWidgets import QTableWidgetItem
 
 from app.app_settings import AppSettings
-from app.audio_io import RATE, MicrophoneTrack, WavFileTrack, list_devices, read_wav
+from app.audio_io import GatedSource, MicrophoneTrack, list_devices
 from app.bridge import EventBridge
 from app.controller import AppController, Call
 from app.main import parse_args
@@ -24,7 +24,8 @@ from app.main_window import MainWindow
 from app.mouth_to_ear import MouthToEarMeter
 from app.recording import ConversationRecorder
 from app.viewmodels.session import SessionModel
-from platform_core import EventBus, PlatformConfig
+from platform_core import WEBRTC_RATE, EventBus, PlatformConfig
+from platform_core.audio_files import read_audio, write_wav
 from platform_core.events import (
     AgentSpeakingChanged,
     ErrorOccurred,
@@ -38,7 +39,7 @@ from platform_core.events import (
 )
 from tests import desktop_env
 from tests.desktop_env import PulseEnv
-from tests.test_app_audio_io import best_match, signal, write_wav
+from tests.test_app_audio_io import best_match, signal
 
 pulse_env = desktop_env.pulse_env  # the fixture, shared by name
 
@@ -151,10 +152,10 @@ def test_input_wav_argument_makes_the_call_use_the_wav(tmp_path: Path, qtbot) ->
     try:
         assert "WAV question.wav" in desk.window.input_label.text()
         source = desk.controller._open_source()
-        assert isinstance(source, WavFileTrack) and source.path == wav
+        assert isinstance(source, GatedSource) and source.path == wav
         # one second of lead-in, then the file at 48 kHz
-        assert not source.samples[:RATE].any()
-        assert np.array_equal(source.samples[RATE:], read_wav(wav))
+        assert not source.samples[:WEBRTC_RATE].any()
+        assert np.array_equal(source.samples[WEBRTC_RATE:], read_audio(wav))
         source.stop()
         # Back to the microphone from the menu: the next call's source follows, and the choice is kept.
         desk.window.input_wav_chosen.emit(None)
@@ -169,7 +170,7 @@ def test_input_wav_from_the_saved_settings(tmp_path: Path, qtbot) -> None:  # ty
     desk = Desk(qtbot, app_settings=AppSettings(input_wav=str(wav)))
     try:
         source = desk.controller._open_source()
-        assert isinstance(source, WavFileTrack) and source.path == wav
+        assert isinstance(source, GatedSource) and source.path == wav
         assert "WAV saved.wav" in desk.window.input_label.text()
     finally:
         desk.bridge.detach()

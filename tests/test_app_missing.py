@@ -106,13 +106,14 @@ def test_a_missing_input_wav_is_explained_and_the_microphone_used(tmp_path: Path
 
 
 def test_an_input_wav_given_to_the_app_is_the_next_call_s_microphone(tmp_path: Path) -> None:
-    from tests.test_app_audio_io import signal, write_wav
+    from platform_core.audio_files import write_wav
+    from tests.test_app_audio_io import signal
 
     wav = write_wav(tmp_path / "question.wav", signal(0.3))
     seen = run_app("wav", tmp_path, "--input-wav", str(wav))
     assert seen["dialogs"] == ""
     assert seen["input_wav"] == str(wav) and "WAV question.wav" in seen["input_label"]
-    assert seen["source"] == {"type": "WavFileTrack", "path": str(wav)}
+    assert seen["source"] == {"type": "GatedSource", "path": str(wav)}
 
 
 @pytest.mark.slow
@@ -176,13 +177,11 @@ async def _engines(studio: Any, seen: dict[str, Any]) -> None:
 
 
 async def _wav(studio: Any, seen: dict[str, Any]) -> None:
-    from app.audio_io import WavFileTrack
-
     await until(lambda: bool(studio.window.url_label.text()), 30, "the platform to serve")
     _shown(studio, seen)
     source = studio.controller._open_source()  # what the next call sends
-    seen["source"] = {"type": type(source).__name__, "path": str(source.path) if isinstance(source, WavFileTrack)
-                      else None}
+    path = source.path if source is not None else None  # the WAV file it plays, if any
+    seen["source"] = {"type": type(source).__name__, "path": str(path) if path is not None else None}
     if source is not None:
         source.stop()
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import API_KEY
+from platform_core.audio_files import AudioFileError, read_audio
 from platform_core.calls import place_call
 from platform_core.cli.call import EXIT_BAD_INPUT
-from platform_core.transport.wav_source import SAMPLE_RATE, AudioFileError, WavSource, load_audio
-from tests.conftest import API_KEY
+from platform_core.transport.wav_source import SAMPLE_RATE, WavSource
 from tests.platform_helpers import VENV_BIN, sox, speak
 
 TONE_HZ = 1000
@@ -40,7 +41,7 @@ def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_common_wav_variants_become_48k_mono(tone: Path, tmp_path: Path, rate: int, channels: int,
                                              bits: int) -> None:
     variant = sox(tone, tmp_path / "v.wav", rate=rate, channels=channels, bits=bits)
-    samples = load_audio(variant)
+    samples = read_audio(variant)
     assert samples.dtype == np.int16
     assert samples.size / SAMPLE_RATE == pytest.approx(1.0, abs=0.01)
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
@@ -69,7 +70,7 @@ def test_header_only_wav_is_empty(tmp_path: Path, tone: Path) -> None:
     path = tmp_path / "hdr.wav"
     path.write_bytes(tone.read_bytes()[:44])
     with pytest.raises(AudioFileError, match="contains no audio samples"):
-        load_audio(path)
+        read_audio(path)
 
 
 def test_cli_refuses_non_audio_before_calling(tmp_path: Path) -> None:
@@ -125,7 +126,7 @@ async def test_sixty_second_monologue(platform_url: str, tmp_path: Path) -> None
         tmp_path / "s.wav", pad_before=0.0, pad_after=0.15,
     )
     monologue = tmp_path / "monologue.wav"
-    repeats = int(np.ceil(60 / (load_audio(sentence).size / SAMPLE_RATE)))
+    repeats = int(np.ceil(60 / (read_audio(sentence).size / SAMPLE_RATE)))
     subprocess.run(["sox", "-V1", *[str(sentence)] * repeats, str(monologue), "trim", "0", "60"], check=True)
     report = await place_call(platform_url, None, monologue, api_key=API_KEY)
     assert report["status"] == "ok", report["notes"]

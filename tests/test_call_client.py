@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import API_KEY
 from platform_core.calls import (
     CallTracker,
     format_report,
@@ -24,7 +25,6 @@ from platform_core.cli.call import EXIT_CALL_FAILED, EXIT_OK, EXIT_TIMEOUT, exit
 from platform_core.events import AgentSpeakingChanged, AgentTextDelta, ErrorOccurred, TurnCompleted, TurnStarted
 from platform_core.transport.client import CallClient, CallError, call_ws_url
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, PacedAudioTrack
-from tests.conftest import API_KEY
 from tests.platform_helpers import VENV_BIN, speak
 
 QUESTION = "What is the weather like in Paris today?"

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import compat_venv
 from platform_core.events import AgentDisconnected
-from tests.agents_helpers import compat_venv, running_gateway, stop, wait_until
+from tests.agents_helpers import running_gateway, stop, wait_until
 
 AGENT = textwrap.dedent("""
     import asyncio

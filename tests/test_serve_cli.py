@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from bench.harness import REPO
 
 
 def test_serve_on_a_port_in_use_exits_with_a_message_naming_it() -> None:

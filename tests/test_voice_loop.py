@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import RunningPlatform
 from platform_core.audio import level
 from platform_core.calls import place_call
 from platform_core.events import TURN_METRICS
-from tests.conftest import RunningPlatform
 from tests.speech import read_wav, speech_wav, transcribe, words
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bench.harness import RunningPlatform, start_platform, stop_platform
 from platform_core.calls import place_call
 from tests.agents_helpers import spawn_agent, stop, write_agent
-from tests.conftest import RunningPlatform, start_platform, stop_platform
 from tests.speech import speech_wav, words
 
 pytestmark = pytest.mark.slow
@@ -176,7 +176,7 @@ CONVERSIMPLE_AGENT = textwrap.dedent('''
 
 
 async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: RunningPlatform, tmp_path: Path) -> None:
-    from tests.agents_helpers import compat_venv
+    from bench.harness import compat_venv
 
     sdk = compat_venv()
     agents = tmp_path / "agents"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API_KEY
+from bench.harness import API_KEY
 from tests.platform_helpers import chromium, speak
 
 pytestmark = pytest.mark.slow

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from platform_core.audio_files import write_wav
 from platform_core.cli.progress import print_progress
 from platform_core.config import PlatformConfig
 
 
 def write_speech_wav(tts_chunks: list[np.ndarray], rate: int, path: Path) -> None:
-    pcm = np.concatenate(tts_chunks) if tts_chunks else np.zeros(rate, dtype=np.int16)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.astype(np.int16).tobytes())
+    write_wav(path, np.concatenate(tts_chunks) if tts_chunks else np.zeros(rate, dtype=np.int16), rate)
 
 
 async def run_demo(text: str, agent_id: str | None) -> int:

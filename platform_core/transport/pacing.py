@@ -28,6 +28,15 @@ class FramePacer:
         """The pts of the next frame: how many samples have been handed out."""
         return self._next_pts
 
+    def take(self) -> int:
+        """Hand out the next frame's pts now, without waiting: for a source its own device paces (a
+        microphone), which falls back to `next_frame` when the device stops."""
+        pts = self._next_pts
+        self._next_pts += self.frame_samples
+        if self.started_at is None:
+            self.started_at = self._anchor = time.monotonic()
+        return pts
+
     async def next_frame(self) -> int:
         """Wait until the next frame is due; return its pts (in samples)."""
         pts = self._next_pts
