@@ -229,6 +229,36 @@ class MainWindow(QMainWindow):
         self.hangup_button.setEnabled(state in ("connecting", "active"))
         self.call_label.setText({"idle": "", "unavailable": ""}.get(state, f"call: {state}"))
 
+    def set_conversations_dir(self, folder: Path) -> None:
+        """Where File > Open conversation starts browsing."""
+        self.conversations_dir = folder
+
+    def push_to_talk(self) -> bool:
+        """The push-to-talk option: the microphone sends only while talk is held."""
+        return self.ptt_box.isChecked()
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        self.ptt_box.setChecked(enabled)
+
+    def muted(self) -> bool:
+        return self.mute_box.isChecked()
+
+    def show_status(self, message: str, timeout_ms: int) -> None:
+        """A passing message in the status bar (the latest replaces the one before)."""
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def show_conversation_state(self, state: str) -> None:
+        """The running call's conversation state, as the platform reports it (listening, thinking, ...)."""
+        self.call_label.setText(f"call: {state}")
+
+    def set_platform_starting(self) -> None:
+        self.engine_label.setText("Starting the platform…")
+
+    def set_platform_down(self, text: str) -> None:
+        """The platform is not running (not installed, or it could not start): `text` says so."""
+        self.engine_label.setText(text)
+        self.progress.hide()
+
     def set_input_source(self, text: str) -> None:
         self.input_label.setText(f" Input: {text} ")
 
