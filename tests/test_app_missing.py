@@ -180,7 +180,7 @@ async def _wav(studio: Any, seen: dict[str, Any]) -> None:
 
     await until(lambda: bool(studio.window.url_label.text()), 30, "the platform to serve")
     _shown(studio, seen)
-    source = studio.controller._open_source()  # what the next call sends
+    source = studio.controller.call_session.open_source()  # what the next call sends
     seen["source"] = {"type": type(source).__name__, "path": str(source.path) if isinstance(source, WavFileTrack)
                       else None}
     if source is not None:
