@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -187,17 +187,21 @@ class MainWindow(QMainWindow):
         self.talk_button.setEnabled(enabled)
         self.push_to_talk_changed.emit(enabled)
 
-    def keyPressEvent(self, event: object) -> None:
-        if self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():  # type: ignore[attr-defined]
+    def _is_talk_key(self, event: QKeyEvent) -> bool:
+        """The space bar, first press or release (not auto-repeat), while push-to-talk is on."""
+        return self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event):
             self.talk_pressed.emit(True)
             return
-        super().keyPressEvent(event)  # type: ignore[arg-type]
+        super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event: object) -> None:
-        if self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():  # type: ignore[attr-defined]
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event):
             self.talk_pressed.emit(False)
             return
-        super().keyReleaseEvent(event)  # type: ignore[arg-type]
+        super().keyReleaseEvent(event)
 
     def _open_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a saved conversation", str(self.conversations_dir))
