@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -187,17 +187,21 @@ class MainWindow(QMainWindow):
         self.talk_button.setEnabled(enabled)
         self.push_to_talk_changed.emit(enabled)
 
-    def keyPressEvent(self, event: object) -> None:
-        if self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():  # type: ignore[attr-defined]
+    def _is_talk_key(self, event: QKeyEvent) -> bool:
+        """The space bar, first press or release (not auto-repeat), while push-to-talk is on."""
+        return self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event):
             self.talk_pressed.emit(True)
             return
-        super().keyPressEvent(event)  # type: ignore[arg-type]
+        super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event: object) -> None:
-        if self.ptt_box.isChecked() and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():  # type: ignore[attr-defined]
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if self._is_talk_key(event):
             self.talk_pressed.emit(False)
             return
-        super().keyReleaseEvent(event)  # type: ignore[arg-type]
+        super().keyReleaseEvent(event)
 
     def _open_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a saved conversation", str(self.conversations_dir))
@@ -228,6 +232,36 @@ class MainWindow(QMainWindow):
         self.agent_combo.setEnabled(state == "idle")
         self.hangup_button.setEnabled(state in ("connecting", "active"))
         self.call_label.setText({"idle": "", "unavailable": ""}.get(state, f"call: {state}"))
+
+    def set_conversations_dir(self, folder: Path) -> None:
+        """Where File > Open conversation starts browsing."""
+        self.conversations_dir = folder
+
+    def push_to_talk(self) -> bool:
+        """The push-to-talk option: the microphone sends only while talk is held."""
+        return self.ptt_box.isChecked()
+
+    def set_push_to_talk(self, enabled: bool) -> None:
+        self.ptt_box.setChecked(enabled)
+
+    def muted(self) -> bool:
+        return self.mute_box.isChecked()
+
+    def show_status(self, message: str, timeout_ms: int) -> None:
+        """A passing message in the status bar (the latest replaces the one before)."""
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def show_conversation_state(self, state: str) -> None:
+        """The running call's conversation state, as the platform reports it (listening, thinking, ...)."""
+        self.call_label.setText(f"call: {state}")
+
+    def set_platform_starting(self) -> None:
+        self.engine_label.setText("Starting the platform…")
+
+    def set_platform_down(self, text: str) -> None:
+        """The platform is not running (not installed, or it could not start): `text` says so."""
+        self.engine_label.setText(text)
+        self.progress.hide()
 
     def set_input_source(self, text: str) -> None:
         self.input_label.setText(f" Input: {text} ")

@@ -13,17 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 from websockets.asyncio.server import Server
 
 from platform_core.bus import EventBus
 from platform_core.config import PlatformConfig
-from platform_core.engines.base import EngineUnavailable
+from platform_core.engines.base import EngineUnavailable, Int16Audio
 from platform_core.engines.factory import load_engines
 from platform_core.engines.runner import Engines
 from platform_core.errors import StudioError
 from platform_core.events import EngineProgress, ErrorOccurred
-from platform_core.gateway import AgentGateway
+from platform_core.gateway import AgentGateway, AgentInfo
 from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
 from platform_core.protocol import GATEWAY_PATH
@@ -109,6 +110,31 @@ class Platform:
 
     def health(self) -> str:
         return "ok\n" if self.engines is not None else "loading\n"
+
+    # --- for hosts (the app, the self-test): what they need without reaching into the internals ---
+
+    def agents(self) -> list[AgentInfo]:
+        """The agents connected now (a snapshot; call it on the loop thread)."""
+        return self.gateway.agents()
+
+    def synthesize(self, text: str) -> AsyncIterator[Int16Audio]:
+        """`text` spoken by the loaded voice, chunk by chunk, at `speech_rate`."""
+        return self._loaded_engines().synthesize(text)
+
+    @property
+    def speech_rate(self) -> int:
+        """The sample rate of `synthesize`'s audio."""
+        return self._loaded_engines().tts.sample_rate
+
+    @property
+    def llm_name(self) -> str:
+        """Which language model answers (its engine's name)."""
+        return self._loaded_engines().llm.name
+
+    def _loaded_engines(self) -> Engines:
+        if self.engines is None:
+            raise PlatformError("The engines are not loaded yet.", "await start() (or wait_ready()) first.")
+        return self.engines
 
     def customer_for(self, api_key: str | None) -> str:
         customers = self.config.server.customers()

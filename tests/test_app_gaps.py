@@ -125,7 +125,7 @@ async def test_a_missing_input_device_falls_back_to_text_with_a_notice(pulse_env
     list_devices(rescan=True)
     desk = Desk(qtbot, app_settings=AppSettings(input_device="usb-headset-gone"))
     try:
-        source = desk.controller._open_source()  # what start_call does first
+        source = desk.controller.call_session.open_source()  # what start_call does first
         assert source is None  # the call goes on with typed turns (CallClient sends silence)
         notice = desk.window.notice_text()
         assert desk.window.notice.isVisible()
@@ -151,7 +151,7 @@ def test_input_wav_argument_makes_the_call_use_the_wav(tmp_path: Path, qtbot) ->
     desk = Desk(qtbot, app_settings=AppSettings(input_device="vmic"), input_wav=args.input_wav)
     try:
         assert "WAV question.wav" in desk.window.input_label.text()
-        source = desk.controller._open_source()
+        source = desk.controller.call_session.open_source()
         assert isinstance(source, GatedSource) and source.path == wav
         # one second of lead-in, then the file at 48 kHz
         assert not source.samples[:WEBRTC_RATE].any()
@@ -169,7 +169,7 @@ def test_input_wav_from_the_saved_settings(tmp_path: Path, qtbot) -> None:  # ty
     wav = write_wav(tmp_path / "saved.wav", signal(0.3, seed=5))
     desk = Desk(qtbot, app_settings=AppSettings(input_wav=str(wav)))
     try:
-        source = desk.controller._open_source()
+        source = desk.controller.call_session.open_source()
         assert isinstance(source, GatedSource) and source.path == wav
         assert "WAV saved.wav" in desk.window.input_label.text()
     finally:

@@ -179,7 +179,7 @@ async def _engines(studio: Any, seen: dict[str, Any]) -> None:
 async def _wav(studio: Any, seen: dict[str, Any]) -> None:
     await until(lambda: bool(studio.window.url_label.text()), 30, "the platform to serve")
     _shown(studio, seen)
-    source = studio.controller._open_source()  # what the next call sends
+    source = studio.controller.call_session.open_source()  # what the next call sends
     path = source.path if source is not None else None  # the WAV file it plays, if any
     seen["source"] = {"type": type(source).__name__, "path": str(path) if path is not None else None}
     if source is not None:
