@@ -76,7 +76,7 @@ async def handle_call(connection: ServerConnection, platform: Platform) -> None:
     unsubscribe = platform.bus.subscribe(forward)
     sender = asyncio.ensure_future(_pump_events(connection, feed))
     try:
-        await _send(connection, {"type": "answer", "sdp": peer.pc.localDescription.sdp,
+        await _send(connection, {"type": "answer", "sdp": peer.answer_sdp,
                                  "conversation_id": conversation.conversation_id})
         await _receive_commands(connection, peer)
     except ConnectionClosed:
