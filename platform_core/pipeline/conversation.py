@@ -165,8 +165,8 @@ class Conversation:
         self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
                                     rms_dbfs=rms_dbfs, peak=peak))
 
-    def on_barge_in(self, speech_started_at: float) -> None:
-        self._interrupt("caller spoke", speech_started_at=speech_started_at)
+    def on_barge_in(self, speech_arrived_at: float) -> None:
+        self._interrupt("caller spoke", speech_arrived_at=speech_arrived_at)
 
     def on_speech_started(self) -> None:
         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
@@ -227,16 +227,18 @@ class Conversation:
             self._current = None
         self._complete(turn, interrupted=False)
 
-    def _interrupt(self, reason: str, speech_started_at: float | None = None) -> None:
+    def _interrupt(self, reason: str, speech_arrived_at: float | None = None) -> None:
         if self._current is None:
             return
         turn, task = self._current
         self._current = None
         cut = self.playback.cut(turn)
         task.cancel()
-        if speech_started_at is not None and cut:  # some of the answer's audio was still to play
+        # The agent was answering aloud: audio still queued, or some played and more to come (between
+        # two clauses the queue is empty while the next one is synthesized: still a barge-in).
+        if speech_arrived_at is not None and (cut or turn.first_audio_at is not None):
             # From the caller's first speech frame reaching the platform to the agent's audio being cut.
-            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_started_at)
+            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_arrived_at)
         log.info("turn %s interrupted: %s", turn.turn_id, reason)
         self._complete(turn, interrupted=True, cut=cut)
 

@@ -51,8 +51,9 @@ class RecognitionHooks(Protocol):
 
     def on_caller_level(self, rms_dbfs: float, peak: float) -> None: ...
 
-    def on_barge_in(self, speech_started_at: float) -> None:
-        """The caller has spoken long enough to interrupt the agent, since `speech_started_at`."""
+    def on_barge_in(self, speech_arrived_at: float) -> None:
+        """The caller has spoken long enough to interrupt the agent; their first speech frame reached
+        the platform at `speech_arrived_at`."""
         ...
 
     def on_speech_started(self) -> None: ...
@@ -95,10 +96,14 @@ class Listener:
         )
         self._resampler = MonoResampler(STT_RATE)
         self._pending = np.zeros(0, dtype=np.int16)  # caller audio not yet a whole VAD block
+        self._pending_since = 0.0  # when the first of the pending samples arrived
         self._recent: deque[tuple[float, Int16Array]] = deque()  # (processed at, VAD block)
         self._early: _EarlyTranscript | None = None
         self._partial: asyncio.Task[None] | None = None  # the words so far, for display
         self._partial_after_s = voice.partial_every_s
+        # When the current utterance's first speech reached the platform: the arrival of the frame its
+        # first VAD block starts in (not when the block was processed, which lags in a burst of frames).
+        self._speech_arrived_at = 0.0
 
     async def run(self, track: MediaStreamTrack) -> None:
         vad = await asyncio.to_thread(self.engines.vad_factory)  # ~150 ms of model loading: off the loop
@@ -109,28 +114,38 @@ class Listener:
                 frame = await track.recv()
             except MediaStreamError:
                 break
+            arrived_at = time.monotonic()
             await self.hooks.on_caller_frame()
             if isinstance(frame, av.AudioFrame):
-                self._hear(vad, self._resampler.resample_frame(frame))
+                self._hear(vad, self._resampler.resample_frame(frame), arrived_at)
         await self.hooks.on_caller_gone()
 
-    def _hear(self, vad: VoiceActivityDetector, pcm: Int16Array) -> None:
+    def _hear(self, vad: VoiceActivityDetector, pcm: Int16Array, arrived_at: float) -> None:
         """One frame of caller audio: its level, then every VAD block it completes."""
         self.hooks.on_caller_level(*level(pcm))
         block = vad.frame_samples
+        if not len(self._pending):
+            self._pending_since = arrived_at
         self._pending = np.concatenate([self._pending, pcm])
         while len(self._pending) >= block:
             chunk, self._pending = self._pending[:block], self._pending[block:]
+            # A block starts in an earlier frame or in this one; what is left over is from this frame
+            # (less than a block was pending before it).
+            chunk_arrived_at, self._pending_since = self._pending_since, arrived_at
             now = time.monotonic()
             self._recent.append((now, chunk))
             probability = vad.speech_probability(to_float32(chunk))
             self._maybe_transcribe_partial(now)
-            for signal in self.detector.feed(probability, now, block / STT_RATE):
+            was_in_speech = self.detector.in_speech
+            signals = self.detector.feed(probability, now, block / STT_RATE)
+            if self.detector.in_speech and not was_in_speech:
+                self._speech_arrived_at = chunk_arrived_at
+            for signal in signals:
                 self._on_signal(signal)
 
     def _on_signal(self, signal: TurnSignal) -> None:
         if signal.kind == "barge_in":
-            self.hooks.on_barge_in(signal.speech_started_at)
+            self.hooks.on_barge_in(self._speech_arrived_at)
         elif signal.kind == "speech_started":
             self.hooks.on_speech_started()
         elif signal.kind == "pause":
