@@ -14,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from websockets.asyncio.server import Server
 
@@ -40,6 +41,21 @@ class PlatformError(StudioError, RuntimeError):
     """The platform cannot start or run. `hint` says what to do."""
 
 
+@dataclass
+class Call:
+    """One WebRTC call: the peer (transport) and the conversation it carries (pipeline)."""
+
+    conversation: Conversation
+    peer: CallPeer
+
+    @property
+    def answer_sdp(self) -> str:
+        return str(self.peer.pc.localDescription.sdp)
+
+    async def close(self, reason: str = "hung up") -> None:
+        await self.peer.close(reason)
+
+
 class Platform:
     def __init__(self, config: PlatformConfig | None = None, bus: EventBus | None = None) -> None:
         self.config = config or PlatformConfig()
@@ -48,7 +64,7 @@ class Platform:
                                     default_tool_timeout_s=self.config.server.tool_timeout_s)
         self.engines: Engines | None = None
         self.watchdog = LoopWatchdog(self.bus)
-        self.calls: dict[str, CallPeer] = {}
+        self.calls: dict[str, Call] = {}
         self._server: Server | None = None
         self._engines_task: asyncio.Task[Engines] | None = None
         self._port = self.config.server.port
@@ -144,8 +160,8 @@ class Platform:
             raise CallRefused("unauthorized: invalid API key", "use an API key configured on the platform")
         return customers[api_key]
 
-    async def open_call(self, offer_sdp: str, *, agent_id: str | None, api_key: str | None) -> CallPeer:
-        """Start a conversation for a WebRTC caller; returns the peer, its answer in localDescription."""
+    async def open_call(self, offer_sdp: str, *, agent_id: str | None, api_key: str | None) -> Call:
+        """Start a conversation for a WebRTC caller; returns the call, its answer in `answer_sdp`."""
         if self.engines is None:
             if self._engines_task is not None and self._engines_task.done() and self._engines_task.exception():
                 exc = self._engines_task.exception()
@@ -163,25 +179,27 @@ class Platform:
             bus=self.bus,
             config=self.config,
         )
-        peer = CallPeer(conversation)
+        peer = CallPeer(conversation.conversation_id, conversation.track,
+                        on_caller_track=conversation.attach_caller, on_closed=conversation.close)
+        call = Call(conversation, peer)
         try:
             await peer.answer(offer_sdp)
         except ValueError as exc:
-            await peer.close(f"bad offer: {exc}")
+            await call.close(f"bad offer: {exc}")
             raise CallRefused(f"the offer was refused: {exc}", "send a WebRTC offer with one audio track") from exc
-        self.calls[conversation.conversation_id] = peer
-        self._call_watchers.add(task := asyncio.ensure_future(self._forget_when_ended(peer)))
+        self.calls[conversation.conversation_id] = call
+        self._call_watchers.add(task := asyncio.ensure_future(self._forget_when_ended(call)))
         task.add_done_callback(self._call_watchers.discard)
-        return peer
+        return call
 
-    async def _forget_when_ended(self, peer: CallPeer) -> None:
-        await peer.conversation.wait_ended()
-        await peer.close()
-        self.calls.pop(peer.conversation.conversation_id, None)
+    async def _forget_when_ended(self, call: Call) -> None:
+        await call.conversation.wait_ended()
+        await call.close()
+        self.calls.pop(call.conversation.conversation_id, None)
 
     async def stop(self) -> None:
-        for peer in list(self.calls.values()):
-            await peer.close("platform stopped")
+        for call in list(self.calls.values()):
+            await call.close("platform stopped")
         await self.gateway.aclose()
         if self._server is not None:
             self._server.close()

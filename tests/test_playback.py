@@ -5,8 +5,9 @@ import asyncio
 import numpy as np
 
 from platform_core.audio import FRAME_SAMPLES, frame_to_mono
-from platform_core.pipeline.turn import Turn
-from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, PlayedSegment, Segment
+from platform_core.pipeline.playback import PlaybackQueue, Segment
+from platform_core.pipeline.turn import PlayedSegment, Turn
+from platform_core.transport.agent_track import AgentAudioTrack
 
 
 def tone(samples: int) -> np.ndarray:
@@ -19,10 +20,10 @@ def test_segments_play_in_order_then_silence() -> None:
     queue.on_segment_done = lambda seg: done.append(seg.text)
     queue.enqueue(Segment("one", tone(FRAME_SAMPLES + 100), turn_id=1))
     queue.enqueue(Segment("two", tone(50), turn_id=1))
-    first, second, third = queue.next_frame(), queue.next_frame(), queue.next_frame()
+    (first, _), (second, _), (third, had_audio) = queue.next_frame(), queue.next_frame(), queue.next_frame()
     assert first.min() == 1000
     assert second[:150].min() == 1000 and second[150:].max() == 0
-    assert third.max() == 0
+    assert third.max() == 0 and not had_audio
     assert done == ["one", "two"]
 
 
@@ -45,7 +46,7 @@ def test_turn_keeps_only_the_heard_words() -> None:
 
 
 async def test_track_paces_frames_in_real_time() -> None:
-    track = AgentAudioTrack(PlaybackQueue())
+    track = AgentAudioTrack(lambda: np.zeros(FRAME_SAMPLES, dtype=np.int16))
     loop = asyncio.get_running_loop()
     start = loop.time()
     frames = [await track.recv() for _ in range(11)]

@@ -1,6 +1,7 @@
 """One conversation, isolated: its own history, tasks, turn detection, playback and cancellation.
 
-Caller audio -> VAD -> endpointing -> (Responder: STT -> tools -> LLM -> clauses -> TTS) -> playback.
+Caller audio -> Listener (VAD, endpointing, STT) -> turns -> Responder (tools -> LLM -> clauses -> TTS)
+-> Playback -> the agent's track.
 Barge-in: caller speech while a response is in progress stops the agent's audio at once, cancels
 the rest of the answer, and keeps in the history only the words that were played.
 """
@@ -10,21 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
-import av
-import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
-from platform_core.audio import STT_RATE, Float32Array, Int16Array, MonoResampler, level, to_float32
+from platform_core.audio import Float32Array
 from platform_core.bus import EventBus
 from platform_core.config import PlatformConfig
 from platform_core.engines.base import ChatMessage
 from platform_core.engines.runner import Engines
 from platform_core.events import (
-    AgentSpeakingChanged,
     AgentTextDelta,
     AudioLevel,
     ConversationState,
@@ -36,19 +33,22 @@ from platform_core.events import (
     TurnStarted,
     VadStateChanged,
 )
+from platform_core.pipeline.listener import Listener, SpeechWindow
+from platform_core.pipeline.playback import Playback
 from platform_core.pipeline.responder import FIRST_TOOLS_WAIT_S, Responder
 from platform_core.pipeline.tools import ToolRouter
-from platform_core.pipeline.turn import Turn
-from platform_core.pipeline.turns import TurnDetector
-from platform_core.transport.agent_track import AgentAudioTrack, PlaybackQueue, PlayedSegment, Segment
+from platform_core.pipeline.turn import PlayedSegment, Turn
+from platform_core.transport.agent_track import AgentAudioTrack
 
 log = logging.getLogger(__name__)
 
 GREETING_TURN_ID = 0  # caller turns count from 1
-PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
 
 
 class Conversation:
+    """One call's conversation: its turns, their cancellation and barge-in. It implements the
+    listener's RecognitionHooks; the responder and the playback get only the parts they need."""
+
     def __init__(
         self,
         *,
@@ -68,17 +68,16 @@ class Conversation:
         self.router = router
         self.state: ConversationState = "connecting"
         self.history: list[ChatMessage] = []
-        self.queue = PlaybackQueue()
-        self.queue.on_frame = self._on_agent_frame
-        self.queue.on_segment_done = self._on_segment_done
-        self.track = AgentAudioTrack(self.queue)
-        self.responder = Responder(self, engines)
-        self._engines = engines
+        self.playback = Playback(conversation_id, record_metric=self.record_metric, publish=bus.publish)
+        self.track = AgentAudioTrack(self.playback.next_frame)
+        self.responder = Responder(
+            conversation_id=conversation_id, agent_id=agent_id, engines=engines, router=router, config=config,
+            history=self.history, playback=self.playback, record_metric=self.record_metric, publish=bus.publish)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.listener = Listener(engines, config.voice, self, self._spawn)
         self._next_turn_id = 1
         self._turns: dict[int, Turn] = {}
         self._current: tuple[Turn, asyncio.Task[None]] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._agent_speaking = False
         self._ended = asyncio.Event()
         self._publish_state("connecting")
 
@@ -149,92 +148,42 @@ class Conversation:
         self.bus.publish(ErrorOccurred(where=where, message=message, hint=hint,
                                        conversation_id=self.conversation_id))
 
-    # --- caller audio -----------------------------------------------------------------------------
+    # --- caller audio (RecognitionHooks, called by the listener) -----------------------------------
 
     def attach_caller(self, track: MediaStreamTrack) -> None:
-        self._spawn(self._listen(track))
+        self._spawn(self.listener.run(track))
 
-    async def _listen(self, track: MediaStreamTrack) -> None:
-        vcfg = self.config.voice
-        vad = await asyncio.to_thread(self._engines.vad_factory)  # ~150 ms of model loading: off the loop
-        detector = TurnDetector(
-            threshold=vcfg.vad_threshold,
-            min_speech_s=vcfg.min_speech_s,
-            barge_in_speech_s=vcfg.barge_in_speech_s,
-            endpoint_silence_s=vcfg.endpoint_silence_s,
-            pause_s=vcfg.pause_s,
-            max_turn_s=vcfg.max_turn_s,
-        )
-        block = vad.frame_samples
-        block_s = block / STT_RATE
-        resampler = MonoResampler(STT_RATE)
-        history: deque[tuple[float, Int16Array]] = deque(maxlen=int((vcfg.max_turn_s + 2) / block_s))
-        pending = np.zeros(0, dtype=np.int16)
-        # Transcription started at a pause: (the speech end it covers, its task).
-        early: tuple[float, asyncio.Future[str]] | None = None
-        partial: asyncio.Task[None] | None = None  # the words so far, for display
-        partial_after_s = vcfg.partial_every_s
+    @property
+    def next_turn_id(self) -> int:
+        return self._next_turn_id
 
-        def utterance(started_at: float) -> Float32Array:
-            start = started_at - PREROLL_S
-            return to_float32(np.concatenate([c for t, c in history if t >= start]))
+    async def on_caller_frame(self) -> None:
+        if self.state == "connecting":
+            await self.activate()
 
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                break
-            if self.state == "connecting":
-                await self.activate()
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            pcm = resampler.resample_frame(frame)
-            rms, peak = level(pcm)
-            self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
-                                        rms_dbfs=rms, peak=peak))
-            pending = np.concatenate([pending, pcm])
-            while len(pending) >= block:
-                chunk, pending = pending[:block], pending[block:]
-                now = time.monotonic()
-                history.append((now, chunk))
-                probability = vad.speech_probability(to_float32(chunk))
-                speaking_for = now - detector.speech_start if detector.confirmed else 0.0
-                if partial_after_s and speaking_for >= partial_after_s and (partial is None or partial.done()):
-                    partial_after_s = speaking_for + vcfg.partial_every_s
-                    partial = self._spawn(self._transcribe_partial(utterance(detector.speech_start)))
-                for signal in detector.feed(probability, now, block_s):
-                    if signal.kind == "barge_in":
-                        self._interrupt("caller spoke", speech_started_at=signal.speech_started_at)
-                    elif signal.kind == "speech_started":
-                        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
-                    elif signal.kind == "pause":
-                        # Transcribe now; if the caller stays silent the turn ends with the same words.
-                        if early is not None:
-                            early[1].cancel()
-                        audio = utterance(signal.speech_started_at)
-                        early = (signal.speech_ended_at, asyncio.ensure_future(self._engines.transcribe(audio)))
-                    if signal.kind in ("turn_ended", "speech_discarded"):
-                        partial_after_s = vcfg.partial_every_s
-                    if signal.kind == "turn_ended":
-                        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
-                        transcript = None
-                        if early is not None and early[0] == signal.speech_ended_at:
-                            transcript = early[1]
-                        elif early is not None:
-                            early[1].cancel()
-                        early = None
-                        self._start_turn(signal.speech_ended_at, utterance(signal.speech_started_at),
-                                         transcript=transcript)
+    def on_caller_level(self, rms_dbfs: float, peak: float) -> None:
+        self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
+                                    rms_dbfs=rms_dbfs, peak=peak))
+
+    def on_barge_in(self, speech_arrived_at: float) -> None:
+        self._interrupt("caller spoke", speech_arrived_at=speech_arrived_at)
+
+    def on_speech_started(self) -> None:
+        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
+
+    def on_partial_transcript(self, turn_id: int, text: str) -> None:
+        # A turn that has started meanwhile has its final text already.
+        if turn_id == self._next_turn_id:
+            self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
+
+    def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array,
+                      transcript: asyncio.Future[str] | None) -> None:
+        self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
+        self._start_turn(speech.ended_at, audio, transcript=transcript)
+
+    async def on_caller_gone(self) -> None:
         if self.state != "ended":
             self._spawn(self.close("caller's audio ended"))
-
-    async def _transcribe_partial(self, audio: Float32Array) -> None:
-        turn_id = self._next_turn_id
-        text = await self._engines.transcribe_partial(audio)
-        # None: the worker was busy, or the turn's own transcription took over. A turn that has
-        # started meanwhile has its final text already.
-        if text and turn_id == self._next_turn_id:
-            self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
 
     # --- turns ------------------------------------------------------------------------------------
 
@@ -278,16 +227,18 @@ class Conversation:
             self._current = None
         self._complete(turn, interrupted=False)
 
-    def _interrupt(self, reason: str, speech_started_at: float | None = None) -> None:
+    def _interrupt(self, reason: str, speech_arrived_at: float | None = None) -> None:
         if self._current is None:
             return
         turn, task = self._current
         self._current = None
-        cut = self.queue.clear(turn.turn_id)
+        cut = self.playback.cut(turn)
         task.cancel()
-        if speech_started_at is not None and cut:  # some of the answer's audio was still to play
+        # The agent was answering aloud: audio still queued, or some played and more to come (between
+        # two clauses the queue is empty while the next one is synthesized: still a barge-in).
+        if speech_arrived_at is not None and (cut or turn.first_audio_at is not None):
             # From the caller's first speech frame reaching the platform to the agent's audio being cut.
-            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_started_at)
+            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_arrived_at)
         log.info("turn %s interrupted: %s", turn.turn_id, reason)
         self._complete(turn, interrupted=True, cut=cut)
 
@@ -305,35 +256,3 @@ class Conversation:
         turn.metrics[name] = value
         self.bus.publish(MetricMeasured(conversation_id=self.conversation_id, turn_id=turn.turn_id,
                                         name=name, value=value))
-
-    # --- agent audio ------------------------------------------------------------------------------
-
-    def play(self, turn: Turn | None, text: str, pcm: Int16Array) -> None:
-        """Queue one synthesized clause for playback."""
-        segment = Segment(text=text, pcm=pcm, turn_id=turn.turn_id if turn else 0)
-        if turn is not None:
-            turn.segment_enqueued()
-            if turn.first_audio_at is None:
-                segment.on_first_frame = self._first_audio_callback(turn)
-        self.queue.enqueue(segment)
-
-    def _first_audio_callback(self, turn: Turn) -> Callable[[float], None]:
-        def on_first_frame(t: float) -> None:
-            if turn.first_audio_at is None:
-                turn.first_audio_at = t
-                self.record_metric(turn, "e2e_latency", t - turn.speech_ended_at)
-        return on_first_frame
-
-    def _on_segment_done(self, segment: Segment) -> None:
-        turn = self._turns.get(segment.turn_id)
-        if turn is not None:
-            turn.segment_played(segment.text)
-
-    def _on_agent_frame(self, pcm: Int16Array, had_audio: bool) -> None:
-        rms, peak = level(pcm)
-        self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="agent",
-                                    rms_dbfs=rms, peak=peak))
-        speaking = had_audio or self.queue.busy
-        if speaking != self._agent_speaking:
-            self._agent_speaking = speaking
-            self.bus.publish(AgentSpeakingChanged(conversation_id=self.conversation_id, speaking=speaking))

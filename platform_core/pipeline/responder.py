@@ -5,22 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from platform_core.audio import WEBRTC_RATE, Int16Array, MonoResampler
+from platform_core.config import PlatformConfig
 from platform_core.engines.base import ChatMessage
 from platform_core.engines.runner import Engines
-from platform_core.events import AgentTextDelta, TranscriptFinal
+from platform_core.events import AgentTextDelta, Event, TranscriptFinal
+from platform_core.pipeline.playback import Playback
 from platform_core.pipeline.sentences import ClauseSplitter
 from platform_core.pipeline.tool_choice import choose_tool, tool_choice_messages, tool_choice_schema
-from platform_core.pipeline.tools import ToolOutcome, ToolSpec
-from platform_core.pipeline.turn import Turn
-
-if TYPE_CHECKING:
-    from platform_core.pipeline.conversation import Conversation
+from platform_core.pipeline.tools import ToolOutcome, ToolRouter, ToolSpec
+from platform_core.pipeline.turn import MetricRecorder, Turn
 
 HISTORY_MESSAGES = 12  # the prompt keeps the last few exchanges: small models, short prompts
 FIRST_TOOLS_WAIT_S = 3.0  # an agent's dispatcher may still be starting when the first turn comes
@@ -28,48 +27,68 @@ FILLER_TEXT = "One moment, please."
 
 
 class Responder:
-    def __init__(self, conversation: Conversation, engines: Engines) -> None:
-        self.conv = conversation
+    """Answers the turns of one conversation. It shares the conversation's `history` (appending the
+    caller's words and tool results), queues its audio on `playback`, and reports through
+    `record_metric` and `publish`."""
+
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        agent_id: str | None,
+        engines: Engines,
+        router: ToolRouter,
+        config: PlatformConfig,
+        history: list[ChatMessage],
+        playback: Playback,
+        record_metric: MetricRecorder,
+        publish: Callable[[Event], None],
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.agent_id = agent_id
         self.engines = engines
+        self.router = router
+        self.config = config
+        self.history = history
+        self.playback = playback
+        self.record_metric = record_metric
+        self.publish = publish
         self._waited_for_tools = False
 
     async def respond(self, turn: Turn) -> None:
-        conv = self.conv
         if turn.audio is not None:
             pending = turn.transcript or self.engines.transcribe(turn.audio)
             turn.user_text = (await pending).strip()
-            conv.record_metric(turn, "transcription_delay", time.monotonic() - turn.speech_ended_at)
-        conv.bus.publish(TranscriptFinal(conversation_id=conv.conversation_id, turn_id=turn.turn_id,
-                                         text=turn.user_text))
+            self.record_metric(turn, "transcription_delay", time.monotonic() - turn.speech_ended_at)
+        self.publish(TranscriptFinal(conversation_id=self.conversation_id, turn_id=turn.turn_id,
+                                     text=turn.user_text))
         if not turn.user_text:
             turn.finish_synthesis()
             return
-        conv.history.append(ChatMessage("user", turn.user_text))
+        self.history.append(ChatMessage("user", turn.user_text))
         await self._use_tools(turn)
         await self._stream_reply(turn)
 
     # --- tools ------------------------------------------------------------------------------------
 
     async def _tools(self) -> list[ToolSpec]:
-        conv = self.conv
-        tools = conv.router.tools_for(conv.conversation_id)
-        if not tools and conv.agent_id and not self._waited_for_tools:
+        tools = self.router.tools_for(self.conversation_id)
+        if not tools and self.agent_id and not self._waited_for_tools:
             self._waited_for_tools = True
-            tools = await conv.router.wait_for_tools(conv.conversation_id, FIRST_TOOLS_WAIT_S)
+            tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         return tools
 
     async def _use_tools(self, turn: Turn) -> None:
-        conv = self.conv
         tools = await self._tools()
         if not tools:
             return
         called: set[str] = set()
-        for _ in range(conv.config.voice.max_tool_steps):
+        for _ in range(self.config.voice.max_tool_steps):
             started = time.monotonic()
             # The same tools every step, so the prompt's cached prefix serves the whole chain.
             choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
             spent = (turn.metrics.get("tool_choice") or 0.0) + time.monotonic() - started
-            conv.record_metric(turn, "tool_choice", spent)
+            self.record_metric(turn, "tool_choice", spent)
             if choice is None:
                 return
             key = json.dumps([choice.name, choice.arguments], sort_keys=True, default=str)
@@ -78,19 +97,19 @@ class Responder:
             called.add(key)
             outcome = await self._call_with_filler(turn, choice.name, choice.arguments)
             turn.tool_calls.append(outcome)
-            conv.history.append(ChatMessage("tool", _describe_outcome(outcome)))
+            self.history.append(ChatMessage("tool", _describe_outcome(outcome)))
 
     async def warm_up(self, tools: list[ToolSpec], *, reply: bool = True) -> None:
         """Process the fixed prompt prefixes now (the tool-choice one for `tools`, the reply's one with
         `reply`), so the first turn finds them in the KV cache."""
-        if self.conv.config.engines.llm != "embedded":
+        if self.config.engines.llm != "embedded":
             return  # a remote server's cache is not ours to fill (and may cost money)
         probe = [ChatMessage("user", "Hello.")]
         requests: list[tuple[list[ChatMessage], dict[str, Any] | None]] = []
         if tools:
             requests.append((tool_choice_messages(probe, tools), tool_choice_schema(tools)))
         if reply:
-            profile = self.conv.config.profile_for(self.conv.agent_id)
+            profile = self.config.profile_for(self.agent_id)
             requests.append(([ChatMessage("system", profile.system_prompt), *probe], None))
         for messages, schema in requests:
             async for _ in self.engines.llm.stream_chat(messages, json_schema=schema, max_tokens=1):
@@ -98,8 +117,8 @@ class Responder:
 
     async def _call_with_filler(self, turn: Turn, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
         call = asyncio.ensure_future(
-            self.conv.router.call_tool(self.conv.conversation_id, name, dict(arguments), turn_id=turn.turn_id))
-        done, _ = await asyncio.wait({call}, timeout=self.conv.config.voice.tool_filler_after_s)
+            self.router.call_tool(self.conversation_id, name, dict(arguments), turn_id=turn.turn_id))
+        done, _ = await asyncio.wait({call}, timeout=self.config.voice.tool_filler_after_s)
         if not done:
             await self.speak_text(FILLER_TEXT, turn=turn, finish=False)
         return await call
@@ -107,14 +126,13 @@ class Responder:
     # --- the spoken answer ------------------------------------------------------------------------
 
     def _recent_history(self) -> list[ChatMessage]:
-        return self.conv.history[-HISTORY_MESSAGES:]
+        return self.history[-HISTORY_MESSAGES:]
 
     def _prompt(self) -> list[ChatMessage]:
-        profile = self.conv.config.profile_for(self.conv.agent_id)
+        profile = self.config.profile_for(self.agent_id)
         return [ChatMessage("system", profile.system_prompt), *self._recent_history()]
 
     async def _stream_reply(self, turn: Turn) -> None:
-        conv = self.conv
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.ensure_future(self._speak_clauses(turn, clauses))
         splitter = ClauseSplitter()
@@ -122,11 +140,11 @@ class Responder:
         first_token = True
         try:
             async for delta in self.engines.llm.stream_chat(
-                self._prompt(), max_tokens=conv.config.voice.max_reply_tokens
+                self._prompt(), max_tokens=self.config.voice.max_reply_tokens
             ):
                 if first_token and delta:
                     first_token = False
-                    conv.record_metric(turn, "llm_ttft", time.monotonic() - started)
+                    self.record_metric(turn, "llm_ttft", time.monotonic() - started)
                 for clause in splitter.feed(delta):
                     self._hand_to_tts(turn, clause, clauses, started)
             for clause in splitter.flush():
@@ -138,9 +156,8 @@ class Responder:
 
     def _hand_to_tts(self, turn: Turn, clause: str, clauses: asyncio.Queue[str | None], started: float) -> None:
         if "llm_ttfs" not in turn.metrics:
-            self.conv.record_metric(turn, "llm_ttfs", time.monotonic() - started)
-        self.conv.bus.publish(AgentTextDelta(conversation_id=self.conv.conversation_id,
-                                             turn_id=turn.turn_id, text=clause))
+            self.record_metric(turn, "llm_ttfs", time.monotonic() - started)
+        self.publish(AgentTextDelta(conversation_id=self.conversation_id, turn_id=turn.turn_id, text=clause))
         clauses.put_nowait(clause)
 
     async def _speak_clauses(self, turn: Turn, clauses: asyncio.Queue[str | None]) -> None:
@@ -156,13 +173,13 @@ class Responder:
         asked = time.monotonic()
         async for chunk in self.engines.synthesize(text):
             if turn is not None and "tts_ttfb" not in turn.metrics:
-                self.conv.record_metric(turn, "tts_ttfb", time.monotonic() - asked)
+                self.record_metric(turn, "tts_ttfb", time.monotonic() - asked)
             parts.append(resampler.resample(chunk, rate))
         parts.append(resampler.flush())
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         if turn is not None and turn.first_audio_at is None and turn.pending_segments == 0:
             pcm = _trim_leading_silence(pcm)
-        self.conv.play(turn, text, pcm)
+        self.playback.play(turn, text, pcm)
         if turn is not None and finish:
             turn.finish_synthesis()
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from platform_core.audio import Float32Array
 from platform_core.pipeline.tools import ToolOutcome
-from platform_core.transport.agent_track import PlayedSegment
+
+
+@dataclass(frozen=True)
+class PlayedSegment:
+    """How much of one clause's audio was played when its turn was cut off."""
+
+    text: str
+    fraction: float  # 0..1 of the segment's audio that was played
 
 
 @dataclass
@@ -51,3 +59,7 @@ class Turn:
             if heard:
                 parts.append(" ".join(words[:heard]))
         return " ".join(p.strip() for p in parts if p.strip())
+
+
+MetricRecorder = Callable[[Turn, str, float], None]
+"""Records one of a turn's metrics (seconds) and publishes it."""

@@ -1,21 +1,32 @@
-"""The platform's side of one WebRTC call: answers the caller's offer and wires media to a conversation."""
+"""The platform's side of one WebRTC call: answers the caller's offer, sends the agent's track and
+hands the caller's track over. It knows nothing of conversations: the platform wires the callbacks."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.mediastreams import MediaStreamTrack
-
-from platform_core.pipeline.conversation import Conversation
 
 log = logging.getLogger(__name__)
 
 
 class CallPeer:
-    def __init__(self, conversation: Conversation) -> None:
-        self.conversation = conversation
+    def __init__(
+        self,
+        call_id: str,
+        outbound: MediaStreamTrack,
+        *,
+        on_caller_track: Callable[[MediaStreamTrack], None],
+        on_closed: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """`outbound` is sent to the caller; `on_caller_track` gets the caller's audio track when it
+        arrives; `on_closed(reason)` runs once when the call ends (before the connection closes)."""
+        self.call_id = call_id
+        self.outbound = outbound
+        self._on_closed = on_closed
         # No ICE servers: callers are local (same machine or LAN); a STUN lookup would only add delay.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._closed = asyncio.Event()
@@ -23,12 +34,12 @@ class CallPeer:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                conversation.attach_caller(track)
+                on_caller_track(track)
 
         @self.pc.on("connectionstatechange")
         async def on_state() -> None:
             state = self.pc.connectionState
-            log.info("conversation %s: peer %s", conversation.conversation_id, state)
+            log.info("conversation %s: peer %s", call_id, state)
             if state in ("failed", "closed"):
                 await self.close(f"WebRTC connection {state}")
 
@@ -41,7 +52,7 @@ class CallPeer:
             raise ValueError(f"the offer's audio is {audio[0].direction}: the caller must send a microphone "
                              "track (sendrecv)")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        self.pc.addTrack(self.conversation.track)
+        self.pc.addTrack(self.outbound)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 
@@ -54,5 +65,5 @@ class CallPeer:
         if self._closed.is_set():
             return
         self._closed.set()
-        await self.conversation.close(reason)
+        await self._on_closed(reason)
         await self.pc.close()
