@@ -59,13 +59,18 @@ def test_speaking_over_the_agent_in_the_app_interrupts_it(
 
     first_turn, second_turn = result["turns"][:2]
     assert first_turn["interrupted"], result["turns"]
-    # Only what was played before the caller spoke stays: a prefix of a longer answer, not all of it.
-    assert first_turn["agent"] and len(first_turn["agent"]) < result["first_answer_streamed_chars"], result
+    # Only what was played before the caller spoke stays: a prefix of what was streamed to TTS. (On a slow
+    # machine the caller may speak between two clauses, when all that was streamed so far has been played;
+    # the rest of the answer is dropped all the same.)
+    played, streamed = first_turn["agent"].split(), result["first_answer_streamed"].split()
+    assert played and played == streamed[: len(played)], result
     assert "two" in second_turn["user"].lower() or "2" in second_turn["user"], second_turn
     assert second_turn["agent"] and not second_turn["interrupted"], second_turn
     assert "[interrupted]" in result["transcript_html"]
     # The platform's figure for how fast the agent's audio stopped (the voice loop's target: 200 ms).
-    assert 0 < result["barge_in_delay_s"] < 1.0, result
+    delay = result["barge_in_delay_s"]
+    assert delay is not None, f"the platform did not measure the interruption: {result}"
+    assert 0 < delay < 1.0, result
 
 
 # --- the driver (runs in the app's process) ----------------------------------------------------------
@@ -105,8 +110,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     turns = session.latency.ordered()
     result["turns"] = [{"turn_id": t.turn_id, "user": t.user_text, "agent": t.agent_text,
                         "interrupted": t.interrupted} for t in turns]
-    result["first_answer_streamed_chars"] = len(" ".join(streamed))
-    result["barge_in_delay_s"] = turns[0].metrics.get("barge_in_delay", 0.0)
+    result["first_answer_streamed"] = " ".join(streamed)
+    result["barge_in_delay_s"] = turns[0].metrics.get("barge_in_delay")  # None: not measured
     result["transcript_html"] = window.panels.transcript.view.toHtml()
     ARTIFACTS.mkdir(exist_ok=True)
     window.grab().save(str(ARTIFACTS / "app_barge_in_window.png"))
