@@ -185,100 +185,104 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
-    from platform_core import (
-        WEBRTC_RATE,
-        AudioFileError,
-        Platform,
-        PlatformConfig,
-        ensure_model,
-        load_manifest,
-        place_call,
-        read_audio,
-        resource_path,
-        write_wav,
-    )
+class _SelfTestRun:
+    """The self-test's stages, in order, on a platform in this process; each stage is recorded in `test`."""
 
-    config = PlatformConfig()  # the defaults, not the user's settings: the bundled engines are under test
-    config.server.port = 0
-    config.server.api_key = api_key = secrets.token_hex(8)
+    def __init__(self, folder: Path, test: SelfTest, timeout_s: float) -> None:
+        from platform_core import Platform, PlatformConfig
 
-    async def models() -> str:
-        ids = load_manifest().default_ids
-        paths = [await asyncio.to_thread(ensure_model, model_id) for model_id in ids]
+        self.folder, self.test, self.timeout_s = folder, test, timeout_s
+        config = PlatformConfig()  # the defaults, not the user's settings: the bundled engines are under test
+        config.server.port = 0
+        config.server.api_key = self.api_key = secrets.token_hex(8)
+        self.platform = Platform(config)
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.agent_log = folder / "agent.log"
+        self.question = folder / "question.wav"
+
+    async def run(self) -> None:
+        if not await self.test.run("models", self.models):
+            return
+        try:
+            for name, stage in (("engines", self.engines), ("agent", self.start_agent), ("speech", self.speech)):
+                if not await self.test.run(name, stage):
+                    return
+            await self.call()
+        finally:
+            await self.stop_agent()
+            await self.platform.stop()
+
+    async def models(self) -> str:
+        from platform_core import ensure_model, load_manifest
+
+        paths = [await asyncio.to_thread(ensure_model, model_id) for model_id in load_manifest().default_ids]
         return ", ".join(p.name for p in paths)
 
-    if not await test.run("models", models):
-        return
-    platform = Platform(config)
-    agent: subprocess.Popen[bytes] | None = None
-    agent_log = folder / "agent.log"
-    try:
-        async def engines() -> str:
-            await platform.start()
-            assert platform.engines is not None
-            return f"{platform.engines.llm.name}, serving {platform.url}"
+    async def engines(self) -> str:
+        await self.platform.start()
+        return f"{self.platform.llm_name}, serving {self.platform.url}"
 
-        if not await test.run("engines", engines):
-            return
+    async def start_agent(self) -> str:
+        from platform_core import resource_path
 
-        async def start_agent() -> str:
-            nonlocal agent
-            seed = resource_path("agents", "seed_agent.py")
-            with agent_log.open("wb") as log:
-                agent = subprocess.Popen(agent_command(seed, platform.gateway_url, api_key),
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 60
-            while not any(a.joined for a in platform.gateway.agents()):
-                if agent.poll() is not None:
-                    raise RuntimeError(f"the seed agent exited with code {agent.returncode}: {_tail(agent_log)}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the seed agent did not connect within 60 s: {_tail(agent_log)}")
-                await asyncio.sleep(0.1)
-            return f"{seed.name} connected (pid {agent.pid})"
+        seed = resource_path("agents", "seed_agent.py")
+        with self.agent_log.open("wb") as log:
+            self.agent = agent = subprocess.Popen(agent_command(seed, self.platform.gateway_url, self.api_key),
+                                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not any(a.joined for a in self.platform.agents()):
+            if agent.poll() is not None:
+                raise RuntimeError(f"the seed agent exited with code {agent.returncode}: {_tail(self.agent_log)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the seed agent did not connect within 60 s: {_tail(self.agent_log)}")
+            await asyncio.sleep(0.1)
+        return f"{seed.name} connected (pid {agent.pid})"
 
-        if not await test.run("agent", start_agent):
-            return
-        question = folder / "question.wav"
+    async def speech(self) -> str:
+        from platform_core import write_wav
 
-        async def speech() -> str:
-            assert platform.engines is not None
-            chunks = [c async for c in platform.engines.synthesize(QUESTION)]
-            rate = platform.engines.tts.sample_rate
-            pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-            if voiced_seconds(pcm, rate) < _MIN_VOICED_S:
-                raise RuntimeError("the Piper voice produced no audible speech")
-            pad = np.zeros(rate // 2, dtype=np.int16)  # the VAD needs silence around the words
-            write_wav(question, np.concatenate([pad, pcm, pad]), rate)
-            return f"{QUESTION!r}, {pcm.size / rate:.1f} s"
+        chunks = [c async for c in self.platform.synthesize(QUESTION)]
+        rate = self.platform.speech_rate
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        if voiced_seconds(pcm, rate) < _MIN_VOICED_S:
+            raise RuntimeError("the Piper voice produced no audible speech")
+        pad = np.zeros(rate // 2, dtype=np.int16)  # the VAD needs silence around the words
+        write_wav(self.question, np.concatenate([pad, pcm, pad]), rate)
+        return f"{QUESTION!r}, {pcm.size / rate:.1f} s"
 
-        if not await test.run("speech", speech):
-            return
-        answer = folder / "answer.wav"
+    async def call(self) -> None:
+        from platform_core import WEBRTC_RATE, AudioFileError, place_call, read_audio
+
+        answer = self.folder / "answer.wav"
         started = time.monotonic()
         try:
-            report = await place_call(platform.url, AGENT_ID, input_wav=question, output_wav=answer,
-                                      report_path=folder / "call-report.json", api_key=api_key,
-                                      max_duration_s=timeout_s)
+            report = await place_call(self.platform.url, AGENT_ID, input_wav=self.question, output_wav=answer,
+                                      report_path=self.folder / "call-report.json", api_key=self.api_key,
+                                      max_duration_s=self.timeout_s)
         except Exception as exc:
-            test.record("call", False, time.monotonic() - started, _one_line(exc))
+            self.test.record("call", False, time.monotonic() - started, _one_line(exc))
             return
         try:
             pcm = read_audio(answer)
         except AudioFileError:  # no answer, or a silent one: check_call says which stage failed
             pcm = np.zeros(0, dtype=np.int16)
         for stage in check_call(report, pcm, WEBRTC_RATE):
-            test.record(stage.name, stage.ok, stage.seconds, stage.detail)
+            self.test.record(stage.name, stage.ok, stage.seconds, stage.detail)
         for line in format_latency(report):
-            print(line, file=test.out, flush=True)
-    finally:
+            print(line, file=self.test.out, flush=True)
+
+    async def stop_agent(self) -> None:
+        agent = self.agent
         if agent is not None and agent.poll() is None:
             agent.terminate()
             try:
                 await asyncio.to_thread(agent.wait, 10)
             except subprocess.TimeoutExpired:
                 agent.kill()
-        await platform.stop()
+
+
+async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
+    await _SelfTestRun(folder, test, timeout_s).run()  # built on the loop: the platform's objects belong to it
 
 
 def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from platform_core.events import (
     ConversationStateChanged,
     ErrorOccurred,
     MetricMeasured,
+    MetricName,
     TranscriptPartial,
     TurnCompleted,
     TurnStarted,
@@ -252,7 +253,7 @@ class Conversation:
             conversation_id=self.conversation_id, turn_id=turn.turn_id, user_text=turn.user_text,
             agent_text=agent_text, interrupted=interrupted, metrics=dict(turn.metrics)))
 
-    def record_metric(self, turn: Turn, name: str, value: float) -> None:
+    def record_metric(self, turn: Turn, name: MetricName, value: float) -> None:
         turn.metrics[name] = value
         self.bus.publish(MetricMeasured(conversation_id=self.conversation_id, turn_id=turn.turn_id,
                                         name=name, value=value))

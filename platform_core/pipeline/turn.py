@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from platform_core.audio import Float32Array
+from platform_core.events import MetricName
 from platform_core.pipeline.tools import ToolOutcome
 
 
@@ -61,5 +62,5 @@ class Turn:
         return " ".join(p.strip() for p in parts if p.strip())
 
 
-MetricRecorder = Callable[[Turn, str, float], None]
-"""Records one of a turn's metrics (seconds) and publishes it."""
+MetricRecorder = Callable[[Turn, MetricName, float], None]
+"""Records one of a turn's metrics (seconds; a name from `events.METRICS`) and publishes it."""
