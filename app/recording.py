@@ -26,7 +26,15 @@ import numpy as np
 from app.viewmodels.latency import TURN_SUMMARY_METRICS, LatencyModel
 from app.viewmodels.session import SessionModel
 from app.viewmodels.tool_calls import ToolCallsModel
-from platform_core import WEBRTC_RATE, AudioFileError, StudioError, WavWriter, read_audio, user_data_dir
+from platform_core import (
+    WEBRTC_RATE,
+    AudioFileError,
+    StudioError,
+    WavWriter,
+    read_audio,
+    user_data_dir,
+    write_text_atomic,
+)
 from platform_core import events as ev
 
 RATE = WEBRTC_RATE
@@ -120,7 +128,7 @@ class ConversationRecorder:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def transcript_json(session: SessionModel) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from platform_core.engines.llm.llama_server import main as run_llm_server
     from platform_core.errors import StudioError
+    from platform_core.files import write_text_atomic
     from platform_core.models import ModelError, ensure_model, load_manifest, prepare_models
     from platform_core.platform import Platform, PlatformError
     from platform_core.resources import resource_path
@@ -88,6 +89,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "read_audio": ("platform_core.audio_files", "read_audio"),
     "write_wav": ("platform_core.audio_files", "write_wav"),
     "WavWriter": ("platform_core.audio_files", "WavWriter"),
+    "write_text_atomic": ("platform_core.files", "write_text_atomic"),
     "PacedAudioTrack": ("platform_core.transport.wav_source", "PacedAudioTrack"),
     # models and bundled resources (first run, self-test)
     "ensure_model": ("platform_core.models", "ensure_model"),
@@ -136,6 +138,7 @@ __all__ = [
     "user_config_dir",
     "user_data_dir",
     "write_json_atomic",
+    "write_text_atomic",
     "write_wav",
 ]
 

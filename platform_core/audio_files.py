@@ -8,8 +8,6 @@ valid after every block, so a crash loses at most the last block.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import wave
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 
 from platform_core.audio import WEBRTC_RATE, Int16Array
 from platform_core.errors import StudioError
+from platform_core.files import atomic_file
 
 _FORMATS_HINT = (
     "Use a WAV file (PCM 8/16/24/32-bit or float, any sample rate, mono or stereo); "
@@ -72,18 +71,11 @@ def write_wav(path: str | Path, samples: Int16Array, rate: int = WEBRTC_RATE, ch
     Atomic: the file is written next to `path` under a temporary name, then renamed into place.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh, wave.open(fh, "wb") as wav:
-            wav.setnchannels(channels)
-            wav.setsampwidth(2)
-            wav.setframerate(rate)
-            wav.writeframes(_pcm_bytes(samples, channels))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh, wave.open(fh, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(_pcm_bytes(samples, channels))
     return path
 
 

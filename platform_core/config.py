@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from platform_core.files import atomic_file
 
 
 def user_config_dir() -> Path:
@@ -186,11 +187,8 @@ def read_json_settings(path: Path) -> dict[str, Any] | None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> Path:
     """Write atomically, so a crash mid-write never loses the previous file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
     return path
 
 

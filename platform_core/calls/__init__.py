@@ -5,7 +5,6 @@ the tests. `place.py` runs a call, `tracker.py` follows its events and decides w
 `report.py` builds the JSON report, `text.py` its short human summary, `files.py` writes the results.
 """
 
-from platform_core.calls.files import write_text_atomic, write_wav_atomic
 from platform_core.calls.place import place_call
 from platform_core.calls.report import build_report, percentile_summary, speech_segments_end
 from platform_core.calls.text import format_report
@@ -19,6 +18,4 @@ __all__ = [
     "percentile_summary",
     "place_call",
     "speech_segments_end",
-    "write_text_atomic",
-    "write_wav_atomic",
 ]

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from platform_core.calls.files import write_text_atomic, write_wav_atomic
+from platform_core.audio_files import write_wav
 from platform_core.calls.report import build_report
 from platform_core.calls.tracker import AgentVoiceClock, CallTracker
 from platform_core.events import Event
+from platform_core.files import write_text_atomic
 from platform_core.transport.client import CallClient
 from platform_core.transport.wav_source import SilenceSource, WavSource
 
@@ -101,7 +102,7 @@ async def place_call(
         agent_audio=client.agent_audio(), output_wav=output_wav,
     )
     if output_wav is not None:
-        write_wav_atomic(Path(output_wav), client.agent_audio())
+        write_wav(output_wav, client.agent_audio())
     if report_path is not None:
-        write_text_atomic(Path(report_path), json.dumps(report, indent=2, default=str) + "\n")
+        write_text_atomic(report_path, json.dumps(report, indent=2, default=str) + "\n")
     return report

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_core.config import user_cache_dir
+from platform_core.files import atomic_file
 from platform_core.models.errors import ModelError
 from platform_core.models.manifest import Manifest, ModelSpec, OutputFile, PackagePin, SourceFile, load_manifest
 
@@ -127,11 +128,8 @@ def _write_stamp(path: Path, spec: ModelSpec, files: list[tuple[Path, str]]) -> 
     for file, digest in files:
         st = file.stat()
         entries.append({"path": str(file), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{spec.id}-", suffix=".stamp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         json.dump({"model": spec.id, "files": entries}, fh, indent=1)
-    os.replace(tmp, path)
 
 
 def _stamp_ok(entry: dict[str, Any] | None, file: Path, out: OutputFile) -> bool:
