@@ -88,7 +88,9 @@ async def test_paced_track_plays_in_real_time_then_silence() -> None:
     start = time.monotonic()
     frames = [await track.recv() for _ in range(26)]
     elapsed = time.monotonic() - start
-    assert elapsed == pytest.approx(25 * 0.02, abs=0.06)  # paced by timestamps, no drift
+    # Paced: the 26th frame is due 25 x 20 ms after the first, never sooner. Later by at most a few
+    # scheduler slices (this file runs beside real engines on a shared 2-core machine).
+    assert 25 * 0.02 - 0.01 <= elapsed < 25 * 0.02 + 0.25
     assert all(f.sample_rate == SAMPLE_RATE and f.samples == FRAME_SAMPLES for f in frames)
     assert [f.pts for f in frames[:3]] == [0, 960, 1920]
     assert track.finished.is_set() and track.finished_at is not None
