@@ -226,8 +226,9 @@ async def _self_test(folder: Path, test: SelfTest, timeout_s: float) -> None:
             nonlocal agent
             seed = resource_path("agents", "seed_agent.py")
             with agent_log.open("wb") as log:
-                agent = subprocess.Popen(agent_command(seed, platform.gateway_url, api_key),
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                agent = await asyncio.to_thread(  # fork and exec off the loop: it carries the call's audio
+                    subprocess.Popen, agent_command(seed, platform.gateway_url, api_key),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 60
             while not any(a.joined for a in platform.gateway.agents()):
                 if agent.poll() is not None:

@@ -123,7 +123,8 @@ async def test_unreachable_platform_is_a_clear_error() -> None:
 
 async def test_a_server_without_call_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     port = _free_port()
-    server = subprocess.Popen(
+    server = await asyncio.to_thread(
+        subprocess.Popen,
         [str(VENV_BIN / "python"), "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -175,7 +176,8 @@ async def test_spoken_call_report_and_recording(platform_url: str, tmp_path: Pat
 @pytest.mark.slow
 async def test_typed_turn_via_cli(platform_url: str, tmp_path: Path) -> None:
     report_path = tmp_path / "r.json"
-    proc = subprocess.run(
+    proc = await asyncio.to_thread(
+        subprocess.run,
         [str(VENV_BIN / "conversimple-platform"), "call", "--url", platform_url, "--api-key", API_KEY,
          "--text", "Say hello in five words.", "--report", str(report_path), "--output", str(tmp_path / "o.wav")],
         capture_output=True, text=True, timeout=120,
