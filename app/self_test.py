@@ -227,8 +227,9 @@ class _SelfTestRun:
 
         seed = resource_path("agents", "seed_agent.py")
         with self.agent_log.open("wb") as log:
-            self.agent = agent = subprocess.Popen(agent_command(seed, self.platform.gateway_url, self.api_key),
-                                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            self.agent = agent = await asyncio.to_thread(  # fork and exec off the loop: it carries the call's audio
+                subprocess.Popen, agent_command(seed, self.platform.gateway_url, self.api_key),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not any(a.joined for a in self.platform.agents()):
             if agent.poll() is not None:

@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         await gateway.conversation_started(f"load-{i}", None, "load")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     share = -(-args.agents // args.processes)
-    processes = [
+    processes = await asyncio.to_thread(lambda: [  # fork and exec off the loop
         subprocess.Popen(
             [
                 sys.executable,
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             stderr=subprocess.PIPE,
         )
         for first in range(0, args.agents, share)
-    ]
+    ])
     results: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + 60

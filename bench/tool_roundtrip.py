@@ -129,7 +129,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 KEY,
             ]
         for name, command in contenders.items():
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            process = await asyncio.to_thread(
+                subprocess.Popen, command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 deadline = time.monotonic() + 30
                 while not any(a.joined for a in gateway.agents()):
@@ -140,7 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 process.terminate()
                 await asyncio.to_thread(process.wait, 10)
-                while gateway.agents():
+                while gateway.agents():  # noqa: ASYNC110 (its AgentDisconnected may have come already)
                     await asyncio.sleep(0.05)
     await gateway.aclose()
     server.close()

@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 agent.terminate()
                 agent.wait(20)
             stop_platform(platform.process)
-            time.sleep(0.5)  # the log reader thread writes the platform's last lines
+            await asyncio.sleep(0.5)  # the log reader thread writes the platform's last lines
             log_text = platform.log_path.read_text()
             Path(args.out).with_suffix(".platform.log").write_text(log_text)  # llama.cpp timings, stalls
             stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?",

@@ -134,5 +134,5 @@ async def stop(process: subprocess.Popen[bytes]) -> None:
 
 async def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 (any predicate: no event to wait on)
             await asyncio.sleep(0.01)

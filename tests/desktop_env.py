@@ -274,7 +274,7 @@ def run_scenario(studio: Any, scenario: Callable[[], Awaitable[None]], seen: dic
         finally:
             await studio.controller.shutdown()
             studio.window.close()
-        out.write_text(json.dumps(seen, indent=1, default=str))
+        await asyncio.to_thread(out.write_text, json.dumps(seen, indent=1, default=str))
 
     with studio.loop:
         studio.loop.run_until_complete(main())

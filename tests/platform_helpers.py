@@ -68,7 +68,8 @@ class Chromium:
 
     async def __aenter__(self) -> Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = await asyncio.to_thread(
+            subprocess.Popen,
             [
                 CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -129,7 +130,7 @@ class Chromium:
     async def wait_for(self, expression: str, timeout: float) -> Any:
         """Poll a JavaScript expression until it is truthy."""
         async with asyncio.timeout(timeout):
-            while not (value := await self.evaluate(expression)):
+            while not (value := await self.evaluate(expression)):  # noqa: ASYNC110 (state in the page)
                 await asyncio.sleep(0.25)
             return value
 

@@ -91,7 +91,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)  # the plain assistant
     await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
     await asyncio.sleep(1.0)
-    first = subprocess.Popen(["paplay", "--device=micfeed", args.first], stdin=subprocess.DEVNULL)
+    first = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.first],
+                                  stdin=subprocess.DEVNULL)
 
     def agent_speaking() -> bool:
         return any(segment.end is None for segment in session.levels.agent_speaking)
@@ -99,7 +100,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     await until(agent_speaking, 90, "the agent's long answer")
     await asyncio.sleep(1.5)  # a little of the answer is heard
     await asyncio.to_thread(first.wait, 10)
-    second = subprocess.Popen(["paplay", "--device=micfeed", args.second], stdin=subprocess.DEVNULL)
+    second = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.second],
+                                   stdin=subprocess.DEVNULL)
 
     def both_answered() -> bool:
         turns = session.latency.ordered()

@@ -162,7 +162,8 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
         await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
         await asyncio.sleep(1.5)
-        player = subprocess.Popen(["paplay", "--device=micfeed", args.wav], stdin=subprocess.DEVNULL)
+        player = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.wav],
+                                         stdin=subprocess.DEVNULL)
 
         def done() -> bool:
             turns = [t for t in session.latency.ordered() if t.completed]
@@ -200,7 +201,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         await until(lambda: controller.call is None, 15, "the hang-up")
         folder = controller.last_recording
         result["recording"] = str(folder)
-        result["recording_files"] = sorted(p.name for p in Path(folder).iterdir())
+        result["recording_files"] = sorted(await asyncio.to_thread(os.listdir, folder))
     finally:
         # Wait without blocking the loop: the agent's clean exit needs the gateway (on this loop) to
         # answer its websocket close.

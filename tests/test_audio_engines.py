@@ -17,12 +17,28 @@ from platform_core.engines.vad.silero import SileroVAD
 from platform_core.models import ensure_model, resolve_stt_model
 from tests.speech import piper_voice, speech_16k
 from tests.speech import word_list as words
+from tests.wer import SAME_UTTERANCE, wer, word_error_rate
 
 QUESTION = "What is the weather in San Francisco?"
 LONG = (
     "I would like to book a table for four people tomorrow evening at seven. "
     "Please make sure it is near the window, and tell me if they have vegetarian options."
 )
+# What callers say to the test agents: questions, a booking, a place name, short and long (85 words).
+UTTERANCES = (
+    QUESTION,
+    "What is the weather in Paris?",
+    "What is the capital of France?",
+    "Where is breakfast served?",
+    "What time is it in London?",
+    "Could you please tell me what the weather will be like in Lisbon tomorrow morning?",
+    "The engines take turns on the CPU. One at a time.",
+    LONG,
+)
+# whisper tiny.en, the smallest model, on the project's own voice: WER 0.00 on an AVX2 EPYC, while on
+# another CPU (other float rounding in its kernels) it heard "pairs" for Paris. The bar allows about one
+# misheard word in ten; a fault in the pipeline (wrong sample rate, cut or looped audio) costs far more.
+TINY_EN_MAX_WER = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +68,14 @@ def test_piper_streams_sentence_by_sentence() -> None:
     assert list(tts.synthesize("   ")) == []
 
 
+def heard_and_said(stt: WhisperCppSTT) -> list[tuple[str, str]]:
+    return [(said, stt.transcribe(speech_16k(said))) for said in UTTERANCES]
+
+
 @pytest.mark.slow
 def test_round_trip_piper_to_whisper_tiny(tiny: WhisperCppSTT) -> None:
-    assert words(tiny.transcribe(speech_16k(QUESTION))) == words(QUESTION)
+    pairs = heard_and_said(tiny)
+    assert word_error_rate(pairs) <= TINY_EN_MAX_WER, pairs
 
 
 def test_decoder_loops_are_collapsed() -> None:
@@ -68,18 +89,21 @@ def test_decoder_loops_are_collapsed() -> None:
 @pytest.mark.slow
 def test_speech_with_no_silence_around_it_is_transcribed_once(tiny: WhisperCppSTT) -> None:
     # The voice loop cuts utterances tightly; whisper used to repeat such a sentence three times.
-    audio = speech_16k("What is the capital of France?")
+    said = "What is the capital of France?"
+    audio = speech_16k(said)
     loud = np.flatnonzero(np.abs(audio) > 0.02)
     text = tiny.transcribe(audio[loud[0] : loud[-1] + 1])
-    assert words(text) == words("What is the capital of France?"), text
+    assert len(words(text)) <= len(words(said)) + 1, text  # once (a repeat doubles it), a word of slack
+    assert wer(said, text) <= SAME_UTTERANCE, text
 
 
 def test_long_utterance_is_not_cut_by_a_small_audio_ctx(tiny: WhisperCppSTT) -> None:
     audio = speech_16k(LONG)
     assert tiny.audio_ctx_for(audio.size / 16000) > 256
-    heard = words(tiny.transcribe(audio))
-    assert heard[-2:] == ["vegetarian", "options"], heard  # a 256 context would stop near "window"
-    assert len(heard) >= len(words(LONG)) - 2
+    heard = tiny.transcribe(audio)
+    # A 256 context stops near "window": the last 8 of 30 words missing (WER 0.27 at best).
+    assert len(words(heard)) >= len(words(LONG)) - 3, heard
+    assert wer(LONG, heard) <= TINY_EN_MAX_WER, heard
 
 
 @pytest.mark.slow
@@ -88,7 +112,7 @@ def test_silence_noise_and_tiny_clips(tiny: WhisperCppSTT) -> None:
     assert tiny.transcribe(np.zeros(32000, np.float32)) == ""
     assert tiny.transcribe((rng.standard_normal(32000) * 0.05).astype(np.float32)) == ""
     assert tiny.transcribe(np.zeros(0, np.float32)) == ""
-    assert "what" in words(tiny.transcribe(speech_16k(QUESTION)[:5000]))  # padded to 1 s
+    assert words(tiny.transcribe(speech_16k(QUESTION)[:5000]))  # 0.3 s ("What is"): padded to 1 s, heard
 
 
 @pytest.mark.slow
@@ -99,7 +123,8 @@ def test_whisper_base_transcribes_if_installed() -> None:
         pytest.skip("optional models-extra packages not installed")
     stt = WhisperCppSTT(ensure_model("whisper-base"))
     try:
-        assert words(stt.transcribe(speech_16k(QUESTION))) == words(QUESTION)
+        pairs = heard_and_said(stt)
+        assert word_error_rate(pairs) <= TINY_EN_MAX_WER, pairs  # base is the larger model: the same bar holds
     finally:
         stt.close()
 
@@ -149,7 +174,7 @@ async def test_a_partial_transcription_gives_way_to_a_turns_own(tiny: WhisperCpp
     # Only the STT worker is exercised; the other engines are not needed for it.
     engines = Engines(stt=tiny, tts=None, llm=None, vad_factory=SileroVAD)  # type: ignore[arg-type]
     question = speech_16k(QUESTION)
-    assert {"weather", "san", "francisco"} <= set(words(await engines.transcribe_partial(question) or ""))
+    assert wer(QUESTION, await engines.transcribe_partial(question) or "") <= SAME_UTTERANCE
 
     partial = asyncio.ensure_future(engines.transcribe_partial(speech_16k(LONG)))
     await asyncio.sleep(0.05)  # the partial is running on the worker
@@ -157,7 +182,7 @@ async def test_a_partial_transcription_gives_way_to_a_turns_own(tiny: WhisperCpp
     final = await engines.transcribe(question)
     waited = time.monotonic() - asked
     assert await partial is None  # it gave up for the turn's transcription
-    assert {"weather", "san", "francisco"} <= set(words(final))
+    assert wer(QUESTION, final) <= SAME_UTTERANCE, final
     print(f"turn transcription behind a partial: {waited * 1000:.0f} ms")
 
     # While a turn's transcription runs, a partial is not even started.

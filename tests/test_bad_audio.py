@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -127,7 +128,8 @@ async def test_sixty_second_monologue(platform_url: str, tmp_path: Path) -> None
     )
     monologue = tmp_path / "monologue.wav"
     repeats = int(np.ceil(60 / (read_audio(sentence).size / SAMPLE_RATE)))
-    subprocess.run(["sox", "-V1", *[str(sentence)] * repeats, str(monologue), "trim", "0", "60"], check=True)
+    await asyncio.to_thread(
+        subprocess.run, ["sox", "-V1", *[str(sentence)] * repeats, str(monologue), "trim", "0", "60"], check=True)
     report = await place_call(platform_url, None, monologue, api_key=API_KEY)
     assert report["status"] == "ok", report["notes"]
     assert report["input_duration_s"] == pytest.approx(60, abs=0.1)

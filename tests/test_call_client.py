@@ -92,7 +92,9 @@ async def test_paced_track_plays_in_real_time_then_silence() -> None:
     start = time.monotonic()
     frames = [await track.recv() for _ in range(26)]
     elapsed = time.monotonic() - start
-    assert elapsed == pytest.approx(25 * 0.02, abs=0.06)  # paced by timestamps, no drift
+    # Paced: the 26th frame is due 25 x 20 ms after the first, never sooner. Later by at most a few
+    # scheduler slices (this file runs beside real engines on a shared 2-core machine).
+    assert 25 * 0.02 - 0.01 <= elapsed < 25 * 0.02 + 0.25
     assert all(f.sample_rate == SAMPLE_RATE and f.samples == FRAME_SAMPLES for f in frames)
     assert [f.pts for f in frames[:3]] == [0, 960, 1920]
     assert track.finished.is_set() and track.finished_at is not None
@@ -144,7 +146,8 @@ async def test_unreachable_platform_is_a_clear_error() -> None:
 
 async def test_a_server_without_call_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     port = _free_port()
-    server = subprocess.Popen(
+    server = await asyncio.to_thread(
+        subprocess.Popen,
         [str(VENV_BIN / "python"), "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -196,7 +199,8 @@ async def test_spoken_call_report_and_recording(platform_url: str, tmp_path: Pat
 @pytest.mark.slow
 async def test_typed_turn_via_cli(platform_url: str, tmp_path: Path) -> None:
     report_path = tmp_path / "r.json"
-    proc = subprocess.run(
+    proc = await asyncio.to_thread(
+        subprocess.run,
         [str(VENV_BIN / "conversimple-platform"), "call", "--url", platform_url, "--api-key", API_KEY,
          "--text", "Say hello in five words.", "--report", str(report_path), "--output", str(tmp_path / "o.wav")],
         capture_output=True, text=True, timeout=120,

@@ -27,6 +27,7 @@ from platform_core.pipeline.conversation import Conversation
 from platform_core.platform import Platform
 from platform_core.transport.client import CallClient
 from tests.speech import read_wav, transcribe, word_list, words
+from tests.wer import SAME_UTTERANCE, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -194,7 +195,10 @@ async def test_an_agent_greets_first_and_answers_with_its_own_system_prompt(
     assert "coral" in words(turn["agent_text"]), turn["agent_text"]
     pcm, rate = read_wav(answer_wav)
     pcm = pcm[: np.flatnonzero(np.abs(pcm) > 1000)[-1] + rate // 2]  # whisper invents words in long silence
-    heard = word_list(transcribe(pcm, rate))
+    heard = transcribe(pcm, rate)
     print("heard:", heard)
-    assert {"welcome", "seaside", "hotel"} <= set(heard[:6]), heard
-    assert "breakfast" in heard[heard.index("hotel") + 1:], heard
+    said = f"{HOTEL.greeting} {turn['agent_text']}"
+    # tiny.en may go on repeating the last sentence it heard: the words past what was said are its own.
+    heard_words = word_list(heard)[: len(word_list(said))]
+    assert wer(HOTEL.greeting, " ".join(heard_words[: len(word_list(HOTEL.greeting))])) <= SAME_UTTERANCE, heard
+    assert wer(said, " ".join(heard_words)) <= SAME_UTTERANCE, heard

@@ -183,7 +183,8 @@ async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: Run
     agents.mkdir()
     (agents / "weather_agent.py").write_text(CONVERSIMPLE_AGENT)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    dispatcher = subprocess.Popen(
+    dispatcher = await asyncio.to_thread(
+        subprocess.Popen,
         [str(sdk / "bin" / "conversimple-dispatcher"), "--api-key", platform.api_key,
          "--platform-url", platform.gateway_url, "--search-path", str(agents)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
