@@ -153,7 +153,8 @@ class Agent:
         """The override or registered callback for `hook`, or None (then the runtime skips the work)."""
         name = f"on_{hook}"
         if getattr(type(self), name) is not getattr(Agent, name):
-            return getattr(self, name)
+            override: Callable[..., Any] = getattr(self, name)
+            return override
         return self._callbacks.get(hook)
 
     async def _fire(self, hook: str, *args: Any) -> None:

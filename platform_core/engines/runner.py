@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from platform_core.engines.base import (
     FloatAudio,
@@ -39,6 +39,9 @@ def engine_worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
     priority, while the event loop's thread keeps the normal one."""
     return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_this_threads_priority,
                               initargs=(nice,))
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -63,8 +66,7 @@ class Engines:
         """Text of speech still going on, for display; None when the worker is busy or it gave way."""
         if self._stt_busy:
             return None  # a turn's transcription comes first; this one would only delay it
-        text: str | None = await self._run_stt(self._partial, audio)
-        return text
+        return await self._run_stt(self._partial, audio)
 
     def _final(self, audio: FloatAudio) -> str:
         self._final_waiting.clear()
@@ -76,11 +78,12 @@ class Engines:
         text = self.stt.transcribe(audio, should_abort=self._final_waiting.is_set)
         return None if self._final_waiting.is_set() else text
 
-    async def _run_stt(self, job: Callable[[FloatAudio], str | None], audio: FloatAudio) -> Any:
+    async def _run_stt(self, job: Callable[[FloatAudio], _T], audio: FloatAudio) -> _T:
         loop = asyncio.get_running_loop()
         self._stt_busy += 1
         try:
-            return await loop.run_in_executor(self.stt_worker, self._llm_paused_during, job, audio)
+            result: _T = await loop.run_in_executor(self.stt_worker, self._llm_paused_during, job, audio)
+            return result
         finally:
             self._stt_busy -= 1
 

@@ -29,16 +29,16 @@ class OllamaLLM:
         try:
             listed = await client.list()
         except (ConnectionError, httpx.HTTPError) as exc:
-            await client.close()
+            await _close(client)
             raise EngineUnavailable(f"Cannot reach Ollama at {self.host}", _HINT) from exc
         except ollama.ResponseError as exc:
-            await client.close()
+            await _close(client)
             raise EngineUnavailable(
                 f"Ollama at {self.host} answered HTTP {exc.status_code}: {exc.error}", _HINT
             ) from exc
         names = {m.model for m in listed.models if m.model}
         if self.model not in names and f"{self.model}:latest" not in names:
-            await client.close()
+            await _close(client)
             raise EngineUnavailable(
                 f"Ollama at {self.host} has no model {self.model!r}", f"run `ollama pull {self.model}`"
             )
@@ -75,4 +75,8 @@ class OllamaLLM:
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.close()
+            await _close(client)
+
+
+async def _close(client: ollama.AsyncClient) -> None:
+    await client.close()  # type: ignore[no-untyped-call]  # ollama's close() has no annotations
