@@ -1,8 +1,8 @@
 """The conversation's turn logic on scripted engines (tests/fake_engines.py): barge-in, tool waits,
 hang-up mid-answer, endpointing. Fast and deterministic; the caller is synthetic 48 kHz audio played
 in real time into the listener (no WebRTC), and the agent's track is pulled like a peer would.
-The same behaviour on the real engines and real calls: test_barge_in.py, test_voice_loop.py,
-test_voice_tools.py."""
+The same behaviour on the real engines and real calls: test_conversation_barge_in.py, test_voice_loop.py,
+test_responder_tools.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each case runs the real app (offscreen) in its own process with its own settings and data folders, through
 `app.main`'s own `build` and `run` (the WAV check and the start-up dialogs live there). This file is also
-that process's driver (`python -m tests.test_app_missing CASE --out FILE --app-args JSON-LIST`), which watches the
+that process's driver (`python -m tests.test_app_startup CASE --out FILE --app-args JSON-LIST`), which watches the
 window until the case has played out, closes it as the user would, and writes what was shown as JSON.
 """
 
@@ -43,7 +43,7 @@ def run_app(case: str, tmp_path: Path, *app_args: str, settings: dict[str, Any] 
     out = tmp_path / "seen.json"
     environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
                    "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "tests.test_app_missing", case, "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "tests.test_app_startup", case, "--out", str(out),
                            "--app-args", json.dumps(app_args)],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0 and out.exists(), f"driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}"

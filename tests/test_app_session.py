@@ -1,6 +1,6 @@
-"""Desktop behaviours the other app tests leave out, in this process (offscreen Qt, real EventBus, real
-PulseAudio virtual devices): push-to-talk, no microphone at call start, a WAV file as the microphone,
-and what the levels, latency and transcript panels and the metrics export actually show."""
+"""The app's call session and session panels, in this process (offscreen Qt, real EventBus, real
+PulseAudio virtual devices): push-to-talk, no microphone at call start, a WAV file as the microphone
+(app/call_session.py), and what the levels, latency and transcript panels and the metrics export show."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from tests.test_app_audio_io import best_match, signal
 
 pulse_env = desktop_env.pulse_env  # the fixture, shared by name
 
-CID = "conv-gaps"
+CID = "conv-session"
 
 
 class Desk:
