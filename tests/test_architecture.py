@@ -134,6 +134,38 @@ def _app_files() -> list[Path]:
     return files
 
 
+PLATFORM_INTERNALS = frozenset({"engines", "gateway", "calls", "watchdog"})
+
+
+def platform_internals_used(source: str) -> list[str]:
+    """`platform.engines`-style reach-ins: the app uses the Platform's public methods (agents(),
+    synthesize(), speech_rate, ...), not its parts."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in PLATFORM_INTERNALS:
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            if name in ("platform", "_platform"):
+                bad.append(f"line {node.lineno}: {name}.{node.attr} (use the Platform's public methods)")
+    return bad
+
+
+@pytest.mark.parametrize("path", _app_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_app_uses_no_platform_internals(path: Path) -> None:
+    bad = platform_internals_used(path.read_text(encoding="utf-8"))
+    assert not bad, f"{path.relative_to(ROOT)}:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("line", ["platform.engines.synthesize('hi')", "self.platform.gateway.agents()",
+                                  "x = self._platform.calls"])
+def test_the_internals_check_catches(line: str) -> None:
+    assert platform_internals_used(line)
+
+
+def test_the_internals_check_allows_settings() -> None:
+    assert platform_internals_used("c.engines.llm\nplatform.agents()\nself.config.engines.stt_model") == []
+
+
 @pytest.mark.parametrize("path", _app_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_app_imports_only_the_public_api(path: Path) -> None:
     bad = app_violations(path.read_text(encoding="utf-8"))
