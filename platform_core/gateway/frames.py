@@ -89,6 +89,11 @@ def encode(join_ref: Ref, ref: Ref, topic: str, event: str, payload: dict[str, A
     return json.dumps([join_ref, ref, topic, event, payload], separators=(",", ":"), default=str)
 
 
+def push(topic: str | None, event: str, payload: dict[str, Any]) -> str:
+    """A server-initiated frame (no refs) on the connection's topic, or on "phoenix" before it joined."""
+    return encode(None, None, topic or "phoenix", event, payload)
+
+
 def reply_ok(frame: Frame, response: dict[str, Any] | None = None) -> str:
     return encode(frame.join_ref, frame.ref, frame.topic, "phx_reply", {"status": "ok", "response": response or {}})
 
