@@ -80,7 +80,8 @@ def parse_frame(data: str | bytes) -> Frame:
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
-        raise ProtocolError("invalid_payload", f"payload of {event!r} must be a JSON object", ref=ref)
+        message = f"payload of {event!r} must be a JSON object"
+        raise ProtocolError("invalid_payload", message, ref=ref, join_ref=join_ref)
     return Frame(join_ref, ref, topic, event, payload)
 
 
