@@ -1,4 +1,5 @@
-"""The agent gateway's protocol logic, sans I/O: join, validation, tenancy, call correlation, timeouts.
+"""The agent gateway's protocol logic, sans I/O: join, validation, tenancy, timeouts; it composes the
+tool-call correlation (`tool_calls.py`) and uses the tool registration (`registration.py`).
 
 Every method takes the current time and returns a list of effects (send, close, publish, finish); the
 socket shell (`gateway.py`) carries them out. Tests drive this class directly, with no event loop.
@@ -27,10 +28,10 @@ from platform_core.events import (
     AgentConnected,
     AgentDisconnected,
     ErrorOccurred,
-    ToolsRegistered,
 )
 from platform_core.gateway.frames import Frame, ProtocolError, parse_frame, push, reply_error, reply_ok
-from platform_core.gateway.schema import SpecError, clamp_timeout, parse_tools
+from platform_core.gateway.registration import register_tools
+from platform_core.gateway.schema import clamp_timeout
 from platform_core.gateway.state import (
     AgentInfo,
     Close,
@@ -39,9 +40,7 @@ from platform_core.gateway.state import (
     Effect,
     PendingCall,
     Publish,
-    Route,
     Send,
-    ToolsChanged,
 )
 from platform_core.gateway.tool_calls import ToolCalls
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
@@ -291,7 +290,7 @@ class GatewayCore:
                 f"{conn.topic!r}, send every event on that topic",
             )
         if event == "register_conversation_tools":
-            return self._register(conn, frame, now)
+            return register_tools(conn, frame, self.conversations)
         if event in ("tool_call_response", "tool_call_error"):
             return self.tool_calls.answer(conn, frame, now)
         if event == "phx_leave":
@@ -340,52 +339,6 @@ class GatewayCore:
         reply = reply_error(error, frame.topic)
         conn.closing = True
         return [Send(conn.id, reply), Close(conn.id, POLICY_VIOLATION, conn.auth_problem[:120])]
-
-    def _register(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
-        conversation_id = frame.payload.get("conversation_id")
-        if not isinstance(conversation_id, str) or not conversation_id:
-            raise ProtocolError("invalid_payload", "register_conversation_tools needs a conversation_id string")
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None or conversation.customer_id != conn.customer_id:
-            raise ProtocolError(
-                "unknown_conversation",
-                f"no live conversation {conversation_id!r} for this customer; register after conversation_ready",
-            )
-        try:
-            specs, declared = parse_tools(frame.payload.get("tools"))
-        except SpecError as exc:
-            raise ProtocolError("invalid_tools", f"{exc}; registration ignored") from None
-        reconnect = any((r := conversation.routes.get(s.name)) and r.connection_id is None for s in specs)
-        for name in conn.registered.get(conversation_id, ()):  # a new list replaces this connection's old one
-            if conversation.routes.get(name) and conversation.routes[name].connection_id == conn.id:
-                del conversation.routes[name]
-        for spec in specs:
-            conversation.routes[spec.name] = Route(spec, conn.id, declared.get(spec.name))
-        conn.registered[conversation_id] = tuple(s.name for s in specs)
-        assert conn.customer_id is not None
-        effects: list[Effect] = [
-            Publish(
-                ToolsRegistered(
-                    customer_id=conn.customer_id,
-                    conversation_id=conversation_id,
-                    connection_id=conn.id,
-                    tools=tuple(frame.payload["tools"]),
-                )
-            ),
-            ToolsChanged(conversation_id),
-        ]
-        if conversation_id not in conn.told:
-            conn.told.add(conversation_id)
-            conn.bound = True
-            if not reconnect:  # a reconnecting instance already had its start notice
-                payload = {
-                    "event": "conversation_started",
-                    "conversation_id": conversation_id,
-                    "agent_id": conversation.agent_id,
-                    "customer_id": conversation.customer_id,
-                }
-                effects.append(Send(conn.id, push(conn.topic, "conversation_lifecycle", payload)))
-        return effects
 
     # --- internals: helpers ----------------------------------------------------------------------------
 
