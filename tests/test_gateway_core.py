@@ -72,6 +72,19 @@ def test_join_reply_echoes_refs_and_publishes_connected() -> None:
     assert any(isinstance(e, Publish) and isinstance(e.event, AgentConnected) for e in effects)
 
 
+def test_frame_errors_echo_both_refs() -> None:
+    core = GatewayCore(KEYS)
+    conn = connect(core)
+    refs = {"join_ref": "7", "ref": "8", "topic": "customer:acme"}
+    cases = {
+        "invalid_frame": {**refs, "event": "", "payload": {}},
+        "invalid_payload": {**refs, "event": "tool_call_response", "payload": [1]},
+    }
+    for code, raw in cases.items():
+        [reply] = sent(core.receive(conn, json.dumps(raw), 1.0))
+        assert reply[:2] == ["7", "8"] and reply[4]["response"]["code"] == code, (code, reply)
+
+
 def test_sdk_derived_topic_is_accepted() -> None:
     core = GatewayCore(KEYS)
     connect(core, topic=f"customer:{sdk_customer_id('key-acme')}")

@@ -1,4 +1,5 @@
-"""The agent gateway's protocol logic, sans I/O: join, validation, tenancy, call correlation, timeouts.
+"""The agent gateway's protocol logic, sans I/O: join, validation, tenancy, timeouts; it composes the
+tool-call correlation (`tool_calls.py`) and uses the tool registration (`registration.py`).
 
 Every method takes the current time and returns a list of effects (send, close, publish, finish); the
 socket shell (`gateway.py`) carries them out. Tests drive this class directly, with no event loop.
@@ -18,10 +19,7 @@ Decisions where conversimple-sdk 0.2.4 is silent (also in docs/agent-protocol.md
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import secrets
-from collections import OrderedDict
 from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,26 +28,22 @@ from platform_core.events import (
     AgentConnected,
     AgentDisconnected,
     ErrorOccurred,
-    ToolCallUpdated,
-    ToolsRegistered,
 )
-from platform_core.gateway.frames import Frame, ProtocolError, encode, parse_frame, reply_error, reply_ok
-from platform_core.gateway.schema import SpecError, check_arguments, clamp_timeout, parse_tools
+from platform_core.gateway.frames import Frame, ProtocolError, parse_frame, push, reply_error, reply_ok
+from platform_core.gateway.registration import register_tools
+from platform_core.gateway.schema import clamp_timeout
 from platform_core.gateway.state import (
     AgentInfo,
     Close,
     Connection,
     Conversation,
     Effect,
-    Finish,
     PendingCall,
     Publish,
-    Route,
     Send,
-    ToolsChanged,
 )
+from platform_core.gateway.tool_calls import ToolCalls
 from platform_core.pipeline.tools import ToolOutcome, ToolSpec
-from platform_core.protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +56,7 @@ CLIENT_EVENTS = (
     "tool_call_error",
 )
 POLICY_VIOLATION = 1008
-RECENT_CALLS = 4096
-LATE_READY_AFTER_S = 0.5  # finished call ids remembered so late answers are recognised as late
+LATE_READY_AFTER_S = 0.5  # a joined listener that registers nothing this long after is told of unserved ones
 
 
 def credentials(path: str, headers: Any = None) -> tuple[str | None, str | None]:
@@ -92,17 +85,31 @@ class GatewayCore:
         join_timeout_s: float = 10.0,
     ) -> None:
         self.customers = dict(customers)
-        self.default_tool_timeout_s = clamp_timeout(default_tool_timeout_s)
-        self.tool_timeouts = {k: clamp_timeout(v) for k, v in (tool_timeouts or {}).items()}
         self.idle_timeout_s = idle_timeout_s  # several SDK heartbeat intervals (30 s) without a frame
         self.join_timeout_s = join_timeout_s
         self.connections: dict[str, Connection] = {}
         self.conversations: dict[str, Conversation] = {}
-        self.calls: dict[str, PendingCall] = {}
-        self._recent: OrderedDict[str, str] = OrderedDict()  # finished call id -> connection id
-        self._call_prefix = secrets.token_hex(4)  # SDKs cache answers by call_id: never reuse one
-        self._call_seq = count(1)
+        self.tool_calls = ToolCalls(
+            self.connections,
+            self.conversations,
+            default_timeout_s=clamp_timeout(default_tool_timeout_s),
+            timeouts={k: clamp_timeout(v) for k, v in (tool_timeouts or {}).items()},
+        )
         self._conn_seq = count(1)
+
+    @property
+    def calls(self) -> dict[str, PendingCall]:
+        """The pending tool calls by call id."""
+        return self.tool_calls.pending
+
+    @property
+    def tool_timeouts(self) -> dict[str, float]:
+        """Per-tool timeouts set by the platform (mutable: the shell updates it)."""
+        return self.tool_calls.timeouts
+
+    @property
+    def default_tool_timeout_s(self) -> float:
+        return self.tool_calls.default_timeout_s
 
     # --- connections -----------------------------------------------------------------------------------
 
@@ -145,7 +152,7 @@ class GatewayCore:
         except ProtocolError as error:
             effects = self._protocol_error(conn, error)
             if error.code == "frame_too_large":
-                effects += self._fail_oversized_answer(conn, data, now)
+                effects += self.tool_calls.fail_oversized_answer(conn, data, now)
             return effects
         if conn.customer_id is None:
             return self._refuse(conn, frame)
@@ -160,12 +167,7 @@ class GatewayCore:
         conn = self.connections.pop(connection_id, None)
         if conn is None:
             return []
-        effects: list[Effect] = []
-        for call_id in sorted(conn.pending):
-            call = self.calls.get(call_id)
-            if call is not None:
-                error = f"the agent providing {call.name} disconnected during the call ({reason})"
-                effects += self._finish(call, "error", now, error=error)
+        effects = self.tool_calls.fail_disconnected(conn, reason, now)
         for conversation_id in conn.registered:
             conversation = self.conversations.get(conversation_id)
             for route in conversation.routes.values() if conversation else ():
@@ -187,9 +189,7 @@ class GatewayCore:
                 effects.append(Close(conn.id, 1001, f"idle: no frame for {self.idle_timeout_s:.0f} s"))
             elif conn.late_check_at is not None and now >= conn.late_check_at:
                 effects += self._late_ready(conn)
-        for call in [c for c in self.calls.values() if now >= c.deadline]:
-            effects += self.expire_call(call.call_id, now)
-        return effects
+        return effects + self.tool_calls.expire_overdue(now)
 
     # --- conversations ---------------------------------------------------------------------------------
 
@@ -207,16 +207,14 @@ class GatewayCore:
         for conn in self._joined(customer_id):
             if not conn.bound:
                 conn.told.add(conversation_id)
-                effects.append(Send(conn.id, self._push(conn, "conversation_ready", payload)))
+                effects.append(Send(conn.id, push(conn.topic, "conversation_ready", payload)))
         return effects
 
     def end_conversation(self, conversation_id: str, now: float) -> list[Effect]:
         conversation = self.conversations.pop(conversation_id, None)
         if conversation is None:
             return []
-        effects: list[Effect] = []
-        for call in [c for c in self.calls.values() if c.conversation_id == conversation_id]:
-            effects += self._finish(call, "cancelled", now, error="the conversation ended")
+        effects = self.tool_calls.cancel_conversation(conversation_id, now)
         payload = {
             "event": "conversation_ended",
             "conversation_id": conversation_id,
@@ -227,7 +225,7 @@ class GatewayCore:
             conn.told.discard(conversation_id)
             conn.registered.pop(conversation_id, None)
             if involved:
-                effects.append(Send(conn.id, self._push(conn, "conversation_lifecycle", payload)))
+                effects.append(Send(conn.id, push(conn.topic, "conversation_lifecycle", payload)))
         return effects
 
     def has_agents(self, conversation_id: str) -> bool:
@@ -244,57 +242,19 @@ class GatewayCore:
     # --- calls -----------------------------------------------------------------------------------------
 
     def timeout_for(self, conversation_id: str, name: str) -> float:
-        conversation = self.conversations.get(conversation_id)
-        route = conversation.routes.get(name) if conversation else None
-        declared = route.declared_timeout_s if route else None
-        return self.tool_timeouts.get(name) or declared or self.default_tool_timeout_s
+        return self.tool_calls.timeout_for(conversation_id, name)
 
     def start_call(
         self, conversation_id: str, name: str, arguments: dict[str, Any], turn_id: int | None, now: float
     ) -> tuple[PendingCall | ToolOutcome, list[Effect]]:
         """Send a call to its agent: (the pending call, effects), or (an error outcome, effects)."""
-        call_id = f"call_{self._call_prefix}_{next(self._call_seq)}"
-        arguments = dict(arguments)
-        started = ToolCallUpdated(
-            conversation_id=conversation_id,
-            turn_id=turn_id,
-            call_id=call_id,
-            name=name,
-            arguments=arguments,
-            status="started",
-        )
-        effects: list[Effect] = [Publish(started)]
-        problem, route = self._route(conversation_id, name, arguments)
-        conn = self.connections.get(route.connection_id) if route and route.connection_id else None
-        if problem or route is None or conn is None:
-            problem = problem or f"the agent providing {name} is disconnected; it may reconnect shortly"
-            outcome = ToolOutcome(call_id, name, arguments, "error", error=problem)
-            effects.append(Publish(self._update(outcome, conversation_id, turn_id)))
-            return outcome, effects
-        timeout = self.timeout_for(conversation_id, name)
-        call = PendingCall(call_id, conversation_id, conn.id, name, arguments, turn_id, now, now + timeout)
-        self.calls[call_id] = call
-        conn.pending.add(call_id)
-        payload = {
-            "call_id": call_id,
-            "tool_name": name,
-            "arguments": arguments,
-            "timeout_seconds": timeout,
-            "conversation_id": conversation_id,
-        }
-        effects.append(Send(conn.id, self._push(conn, "tool_call_request", payload)))
-        return call, effects
+        return self.tool_calls.start(conversation_id, name, arguments, turn_id, now)
 
     def expire_call(self, call_id: str, now: float) -> list[Effect]:
-        call = self.calls.get(call_id)
-        if call is None:
-            return []
-        timeout = call.deadline - call.started_at
-        return self._finish(call, "timeout", now, error=f"{call.name} did not answer within {timeout:g} s")
+        return self.tool_calls.expire(call_id, now)
 
     def cancel_call(self, call_id: str, now: float, reason: str) -> list[Effect]:
-        call = self.calls.get(call_id)
-        return self._finish(call, "cancelled", now, error=reason) if call else []
+        return self.tool_calls.cancel(call_id, now, reason)
 
     # --- queries ---------------------------------------------------------------------------------------
 
@@ -330,9 +290,9 @@ class GatewayCore:
                 f"{conn.topic!r}, send every event on that topic",
             )
         if event == "register_conversation_tools":
-            return self._register(conn, frame, now)
+            return register_tools(conn, frame, self.conversations)
         if event in ("tool_call_response", "tool_call_error"):
-            return self._answer(conn, frame, now)
+            return self.tool_calls.answer(conn, frame, now)
         if event == "phx_leave":
             return [Send(conn.id, reply_ok(frame)), Close(conn.id, 1000, "left the channel")]
         raise ProtocolError(
@@ -371,7 +331,7 @@ class GatewayCore:
             unserved = not any(r.connection_id for r in conversation.routes.values())
             if conversation.customer_id == conn.customer_id and unserved and conversation.id not in conn.told:
                 conn.told.add(conversation.id)
-                effects.append(Send(conn.id, self._push(conn, "conversation_ready", self._ready(conversation))))
+                effects.append(Send(conn.id, push(conn.topic, "conversation_ready", self._ready(conversation))))
         return effects
 
     def _refuse(self, conn: Connection, frame: Frame) -> list[Effect]:
@@ -380,130 +340,7 @@ class GatewayCore:
         conn.closing = True
         return [Send(conn.id, reply), Close(conn.id, POLICY_VIOLATION, conn.auth_problem[:120])]
 
-    def _register(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
-        conversation_id = frame.payload.get("conversation_id")
-        if not isinstance(conversation_id, str) or not conversation_id:
-            raise ProtocolError("invalid_payload", "register_conversation_tools needs a conversation_id string")
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None or conversation.customer_id != conn.customer_id:
-            raise ProtocolError(
-                "unknown_conversation",
-                f"no live conversation {conversation_id!r} for this customer; register after conversation_ready",
-            )
-        try:
-            specs, declared = parse_tools(frame.payload.get("tools"))
-        except SpecError as exc:
-            raise ProtocolError("invalid_tools", f"{exc}; registration ignored") from None
-        reconnect = any((r := conversation.routes.get(s.name)) and r.connection_id is None for s in specs)
-        for name in conn.registered.get(conversation_id, ()):  # a new list replaces this connection's old one
-            if conversation.routes.get(name) and conversation.routes[name].connection_id == conn.id:
-                del conversation.routes[name]
-        for spec in specs:
-            conversation.routes[spec.name] = Route(spec, conn.id, declared.get(spec.name))
-        conn.registered[conversation_id] = tuple(s.name for s in specs)
-        assert conn.customer_id is not None
-        effects: list[Effect] = [
-            Publish(
-                ToolsRegistered(
-                    customer_id=conn.customer_id,
-                    conversation_id=conversation_id,
-                    connection_id=conn.id,
-                    tools=tuple(frame.payload["tools"]),
-                )
-            ),
-            ToolsChanged(conversation_id),
-        ]
-        if conversation_id not in conn.told:
-            conn.told.add(conversation_id)
-            conn.bound = True
-            if not reconnect:  # a reconnecting instance already had its start notice
-                payload = {
-                    "event": "conversation_started",
-                    "conversation_id": conversation_id,
-                    "agent_id": conversation.agent_id,
-                    "customer_id": conversation.customer_id,
-                }
-                effects.append(Send(conn.id, self._push(conn, "conversation_lifecycle", payload)))
-        return effects
-
-    def _answer(self, conn: Connection, frame: Frame, now: float) -> list[Effect]:
-        call_id = frame.payload.get("call_id")
-        if not isinstance(call_id, str):
-            raise ProtocolError("invalid_payload", f"{frame.event} needs the call_id of the request")
-        call = self.calls.get(call_id)
-        if call is None or call.connection_id != conn.id:
-            if self._recent.get(call_id) == conn.id:
-                log.info("late answer for %s from %s dropped (the call already finished)", call_id, conn.id)
-                return []
-            raise ProtocolError("unknown_call_id", f"no pending call {call_id!r} was sent to this connection")
-        if frame.event == "tool_call_response":
-            return self._finish(call, "done", now, result=frame.payload.get("result"))
-        error = frame.payload.get("error")
-        message = str((error.get("message") if isinstance(error, dict) else error) or "failed without a message")
-        # conversimple-sdk times a call out on the same clock as ours: its report at the deadline is a timeout
-        status = "timeout" if "timed out" in message and now >= call.deadline - 0.05 else "error"
-        return self._finish(call, status, now, error=message)
-
-    def _fail_oversized_answer(self, conn: Connection, data: str | bytes, now: float) -> list[Effect]:
-        """An oversized answer still ends its call at once (rather than by timeout), if it can be read."""
-        try:
-            raw = json.loads(data)
-        except (ValueError, RecursionError):
-            return []
-        payload = raw.get("payload") if isinstance(raw, dict) else None
-        call_id = payload.get("call_id") if isinstance(payload, dict) else None
-        call = self.calls.get(call_id) if isinstance(call_id, str) else None
-        if call is None or call.connection_id != conn.id:
-            return []
-        limit = f"{MAX_FRAME_BYTES // 2**20} MiB"
-        return self._finish(call, "error", now, error=f"the result of {call.name} exceeded the {limit} frame limit")
-
     # --- internals: helpers ----------------------------------------------------------------------------
-
-    def _route(self, conversation_id: str, name: str, arguments: dict[str, Any]) -> tuple[str, Route | None]:
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            return f"conversation {conversation_id!r} is not active", None
-        route = conversation.routes.get(name)
-        if route is None:
-            known = ", ".join(sorted(conversation.routes)) or "none"
-            return f"no agent provides the tool {name!r} in this conversation (registered: {known})", None
-        return check_arguments(route.spec, arguments) or "", route
-
-    def _finish(
-        self, call: PendingCall, status: Any, now: float, *, result: Any = None, error: str | None = None
-    ) -> list[Effect]:
-        self.calls.pop(call.call_id, None)
-        conn = self.connections.get(call.connection_id)
-        if conn is not None:
-            conn.pending.discard(call.call_id)
-        self._recent[call.call_id] = call.connection_id
-        if len(self._recent) > RECENT_CALLS:
-            self._recent.popitem(last=False)
-        outcome = ToolOutcome(
-            call.call_id,
-            call.name,
-            call.arguments,
-            status,
-            result=result,
-            error=error,
-            duration_s=now - call.started_at,
-        )
-        return [Publish(self._update(outcome, call.conversation_id, call.turn_id)), Finish(outcome)]
-
-    @staticmethod
-    def _update(outcome: ToolOutcome, conversation_id: str, turn_id: int | None) -> ToolCallUpdated:
-        return ToolCallUpdated(
-            conversation_id=conversation_id,
-            turn_id=turn_id,
-            call_id=outcome.call_id,
-            name=outcome.name,
-            arguments=outcome.arguments,
-            status=outcome.status,
-            result=outcome.result,
-            error=outcome.error,
-            duration_s=outcome.duration_s,
-        )
 
     @staticmethod
     def _ready(conversation: Conversation) -> dict[str, Any]:
@@ -515,10 +352,6 @@ class GatewayCore:
 
     def _joined(self, customer_id: str) -> list[Connection]:
         return [c for c in self.connections.values() if c.customer_id == customer_id and c.topic is not None]
-
-    @staticmethod
-    def _push(conn: Connection, event: str, payload: dict[str, Any]) -> str:
-        return encode(None, None, conn.topic or "phoenix", event, payload)
 
     def _protocol_error(self, conn: Connection, error: ProtocolError, topic: str = "phoenix") -> list[Effect]:
         first = error.code not in conn.error_codes

@@ -80,13 +80,19 @@ def parse_frame(data: str | bytes) -> Frame:
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
-        raise ProtocolError("invalid_payload", f"payload of {event!r} must be a JSON object", ref=ref)
+        message = f"payload of {event!r} must be a JSON object"
+        raise ProtocolError("invalid_payload", message, ref=ref, join_ref=join_ref)
     return Frame(join_ref, ref, topic, event, payload)
 
 
 def encode(join_ref: Ref, ref: Ref, topic: str, event: str, payload: dict[str, Any]) -> str:
     """A server frame in the array form the SDK reads."""
     return json.dumps([join_ref, ref, topic, event, payload], separators=(",", ":"), default=str)
+
+
+def push(topic: str | None, event: str, payload: dict[str, Any]) -> str:
+    """A server-initiated frame (no refs) on the connection's topic, or on "phoenix" before it joined."""
+    return encode(None, None, topic or "phoenix", event, payload)
 
 
 def reply_ok(frame: Frame, response: dict[str, Any] | None = None) -> str:
