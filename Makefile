@@ -30,6 +30,7 @@ test: setup lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform_core agent_sdk app tests bench
+	$(BIN)/ruff format --check platform_core agent_sdk app tests bench
 	$(BIN)/mypy
 
 bench: setup

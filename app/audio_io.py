@@ -140,15 +140,19 @@ class MicrophoneTrack(GatedSource):
         sd = _sounddevice()
         try:
             self._stream = sd.InputStream(
-                samplerate=WEBRTC_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES,
-                device=_resolve(device, "input"), callback=self._callback, latency="low",
+                samplerate=WEBRTC_RATE,
+                channels=1,
+                dtype="int16",
+                blocksize=FRAME_SAMPLES,
+                device=_resolve(device, "input"),
+                callback=self._callback,
+                latency="low",
             )
             self._stream.start()
         except sd.PortAudioError as exc:
             raise AudioDeviceError(
                 f"The microphone {device or '(default)'} could not be opened: {exc}.",
-                "Check that it is connected and not used exclusively by another program, or pick another in"
-                " Settings.",
+                "Check that it is connected and not used exclusively by another program, or pick another in Settings.",
             ) from exc
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -214,8 +218,13 @@ class SpeakerOutput:
         sd = _sounddevice()
         try:
             self._stream = sd.OutputStream(
-                samplerate=WEBRTC_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES // 2,
-                device=_resolve(device, "output"), callback=self._callback, latency="low",
+                samplerate=WEBRTC_RATE,
+                channels=1,
+                dtype="int16",
+                blocksize=FRAME_SAMPLES // 2,
+                device=_resolve(device, "output"),
+                callback=self._callback,
+                latency="low",
             )
             self._stream.start()
         except sd.PortAudioError as exc:

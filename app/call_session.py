@@ -30,8 +30,15 @@ if TYPE_CHECKING:  # aiortc and av take ~0.5 s to import: not before the window 
 class Call:
     """One live call: its client, audio ends, recorder and mouth-to-ear meter."""
 
-    def __init__(self, client: CallClient, source: GatedSource | None, speaker: SpeakerOutput | None,
-                 recorder: ConversationRecorder, meter: MouthToEarMeter, customer_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: CallClient,
+        source: GatedSource | None,
+        speaker: SpeakerOutput | None,
+        recorder: ConversationRecorder,
+        meter: MouthToEarMeter,
+        customer_id: str | None = None,
+    ) -> None:
         self.client = client
         self.customer_id = customer_id  # whose agents serve the call (None: the plain assistant)
         self.source = source
@@ -45,9 +52,19 @@ class Call:
 class CallSession:
     """Places, runs and ends the call; owns the choice of input (microphone or WAV file)."""
 
-    def __init__(self, window: MainWindow, session: SessionModel, bus: EventBus, config: PlatformConfig,
-                 app_settings: AppSettings, lifecycle: PlatformLifecycle, tasks: BackgroundTasks, *,
-                 input_wav: Path | None, on_ended: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        window: MainWindow,
+        session: SessionModel,
+        bus: EventBus,
+        config: PlatformConfig,
+        app_settings: AppSettings,
+        lifecycle: PlatformLifecycle,
+        tasks: BackgroundTasks,
+        *,
+        input_wav: Path | None,
+        on_ended: Callable[[], None],
+    ) -> None:
         self.window = window
         self.session = session
         self.bus = bus
@@ -95,8 +112,12 @@ class CallSession:
         for later (the status bar shows one message at a time, for a few seconds)."""
         self.window.show_failure(title, message, hint, modal=False)
         call = self.call
-        event = ErrorOccurred(where=where, message=f"{title}: {message}", hint=hint,
-                              conversation_id=call.conversation_id if call else None)
+        event = ErrorOccurred(
+            where=where,
+            message=f"{title}: {message}",
+            hint=hint,
+            conversation_id=call.conversation_id if call else None,
+        )
         self.session.apply(event)
         recorder = call.recorder if call is not None else self._recorder_being_set_up
         if recorder is not None:
@@ -130,8 +151,11 @@ class CallSession:
         self.notice("microphone", "Microphone lost", exc.message, exc.hint)
         self.window.set_input_source("text only (microphone lost)")
 
-    def _open_audio(self, recorder: ConversationRecorder, meter: MouthToEarMeter,
-                    ) -> tuple[GatedSource | None, SpeakerOutput | None]:
+    def _open_audio(
+        self,
+        recorder: ConversationRecorder,
+        meter: MouthToEarMeter,
+    ) -> tuple[GatedSource | None, SpeakerOutput | None]:
         """The call's microphone and speaker, wired to the recorder and the meter."""
         self._recorder_being_set_up = recorder  # a device that fails to open is part of this call's record
         try:
@@ -153,8 +177,10 @@ class CallSession:
         def report(turn_id: int, seconds: float) -> None:  # speaker thread -> loop thread
             cid = self.call.conversation_id if self.call else None
             if cid:
-                loop.call_soon_threadsafe(self.bus.publish, MetricMeasured(
-                    conversation_id=cid, turn_id=turn_id, name="mouth_to_ear", value=seconds))
+                loop.call_soon_threadsafe(
+                    self.bus.publish,
+                    MetricMeasured(conversation_id=cid, turn_id=turn_id, name="mouth_to_ear", value=seconds),
+                )
 
         return MouthToEarMeter(report)
 
@@ -175,8 +201,11 @@ class CallSession:
         if self.call is not None:
             return
         if platform is None or not self.lifecycle.ready:
-            self.window.show_failure("Not ready", "The platform is still loading its engines, or failed to.",
-                                     "Wait for 'Ready' in the status bar, or read the error shown before.")
+            self.window.show_failure(
+                "Not ready",
+                "The platform is still loading its engines, or failed to.",
+                "Wait for 'Ready' in the status bar, or read the error shown before.",
+            )
             return
         from platform_core import CallClient, CallError
 
@@ -192,8 +221,14 @@ class CallSession:
             if self.call is not None and self.call.speaker is not None:
                 self.call.speaker.write(samples)
 
-        client = CallClient(platform.url, agent_id=agent_id, api_key=self._api_key_for(customer_id),
-                            source=source, on_agent_audio=on_agent_audio, feed="no-levels")
+        client = CallClient(
+            platform.url,
+            agent_id=agent_id,
+            api_key=self._api_key_for(customer_id),
+            source=source,
+            on_agent_audio=on_agent_audio,
+            feed="no-levels",
+        )
         self.call = call = Call(client, source, speaker, recorder, meter, customer_id)
         try:
             call.conversation_id = await client.connect()
@@ -209,8 +244,9 @@ class CallSession:
     async def _watch_call(self, call: Call) -> None:
         reason = await call.client.wait_ended()
         if self.call is call and not call.hanging_up:
-            self.notice("call", "The call ended", f"The platform ended the call: {reason}.",
-                        "Press Call to start a new one.")
+            self.notice(
+                "call", "The call ended", f"The platform ended the call: {reason}.", "Press Call to start a new one."
+            )
             await self._end()
 
     async def _watch_devices(self, call: Call) -> None:
@@ -221,10 +257,12 @@ class CallSession:
                 call.speaker.close()
                 call.speaker = None
                 self.notice(
-                    "speaker", "Speaker lost",
+                    "speaker",
+                    "Speaker lost",
                     "The speaker stopped playing audio (unplugged, or taken by another program).",
                     "The call goes on: answers still appear in the transcript. Pick another speaker in Settings"
-                    " and call again to hear them.")
+                    " and call again to hear them.",
+                )
 
     async def hangup(self) -> None:
         call = self.call
@@ -256,8 +294,12 @@ class CallSession:
 
     async def send_text(self, text: str) -> None:
         if self.call is None:
-            self.window.show_failure("No call", "A typed turn goes to the agent of a running call.",
-                                     "Press Call first, then type.", modal=False)
+            self.window.show_failure(
+                "No call",
+                "A typed turn goes to the agent of a running call.",
+                "Press Call first, then type.",
+                modal=False,
+            )
             return
         from platform_core import CallError
 

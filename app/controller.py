@@ -57,8 +57,16 @@ class AppController(QObject):
         self.tasks = BackgroundTasks(self._task_crashed)
         self.lifecycle = PlatformLifecycle(window, session, bus, config, self.tasks, on_ready=self._platform_ready)
         self.call_session = CallSession(
-            window, session, bus, config, app_settings, self.lifecycle, self.tasks, on_ended=self._call_ended,
-            input_wav=input_wav or (Path(app_settings.input_wav) if app_settings.input_wav else None))
+            window,
+            session,
+            bus,
+            config,
+            app_settings,
+            self.lifecycle,
+            self.tasks,
+            on_ended=self._call_ended,
+            input_wav=input_wav or (Path(app_settings.input_wav) if app_settings.input_wav else None),
+        )
         bus.subscribe(self._on_bus_event)  # recorder and meter: not GUI, they want every event at once
         self._connect_window()
         window.set_conversations_dir(conversations_dir())
@@ -80,8 +88,9 @@ class AppController(QObject):
         w.settings_requested.connect(self.edit_settings)
 
     def _task_crashed(self, exc: BaseException) -> None:
-        self.window.show_failure("Unexpected error", f"{type(exc).__name__}: {exc}",
-                                 "See the event log; the app keeps running.")
+        self.window.show_failure(
+            "Unexpected error", f"{type(exc).__name__}: {exc}", "See the event log; the app keeps running."
+        )
 
     # --- what the app's drivers (main, tests) read and do --------------------------------------
 
@@ -123,8 +132,12 @@ class AppController(QObject):
         reload with visible progress, and agents reconnect. A call in progress finishes first."""
         if self.call is not None:
             self._restart_after_call = True
-            self.call_session.notice("settings", "Settings saved", "the new engine and server settings apply "
-                                     "when this call ends", "Hang up to apply them now.")
+            self.call_session.notice(
+                "settings",
+                "Settings saved",
+                "the new engine and server settings apply when this call ends",
+                "Hang up to apply them now.",
+            )
             return
         await self.lifecycle.restart()
 
@@ -164,8 +177,10 @@ class AppController(QObject):
         if event.customer_id in self.lifecycle.connected_customers():
             hint = "Another instance of the agent is still connected and serves the call."
         else:
-            hint = ("The call goes on without the agent's tools (the plain assistant answers). Restart the agent:"
-                    " it picks running calls up again.")
+            hint = (
+                "The call goes on without the agent's tools (the plain assistant answers). Restart the agent:"
+                " it picks running calls up again."
+            )
         self.call_session.notice("agent", "Agent disconnected", message, hint)
 
     # --- files and settings ---------------------------------------------------------------------
@@ -174,8 +189,11 @@ class AppController(QObject):
         try:
             export_metrics(self.session, path, fmt)
         except OSError as exc:
-            self.window.show_failure("Export failed", f"{path} could not be written: {exc.strerror or exc}.",
-                                     "Choose a folder you can write to.")
+            self.window.show_failure(
+                "Export failed",
+                f"{path} could not be written: {exc.strerror or exc}.",
+                "Choose a folder you can write to.",
+            )
             return
         self.window.show_status(f"Metrics exported to {path}", 10000)
 
@@ -214,8 +232,10 @@ class AppController(QObject):
     def save_settings(self) -> None:
         try:
             save_settings(self.config, self.settings_path)
-            save_app_settings(self.app_settings,
-                              self.settings_path.with_name("app.json") if self.settings_path else None)
+            save_app_settings(
+                self.app_settings, self.settings_path.with_name("app.json") if self.settings_path else None
+            )
         except OSError as exc:
-            self.window.show_failure("Settings not saved", f"They could not be written: {exc}.",
-                                     "Check that your config folder is writable.")
+            self.window.show_failure(
+                "Settings not saved", f"They could not be written: {exc}.", "Check that your config folder is writable."
+            )

@@ -1,7 +1,7 @@
 """`conversimple-studio`: the desktop app. The window opens first; the platform starts behind it.
 
-    conversimple-studio [--input-wav FILE] [--port N]
-    conversimple-studio --self-test     (no window: one scripted call, see app/self_test.py)
+conversimple-studio [--input-wav FILE] [--port N]
+conversimple-studio --self-test     (no window: one scripted call, see app/self_test.py)
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-wav", type=Path, help="use this WAV file as the microphone (reproducible runs)")
     parser.add_argument("--port", type=int, help="serve agents and callers on this port (default from settings)")
     parser.add_argument("--settings", type=Path, help=f"settings file (default {settings_path()})")
-    parser.add_argument("--self-test", action="store_true",
-                        help="no window: place one scripted spoken call through the engines and report")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="no window: place one scripted spoken call through the engines and report",
+    )
     # For measurements and tests: print how long the window took to appear, then quit.
     parser.add_argument("--quit-after-shown", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(list(argv) if argv is not None else None)
@@ -95,8 +98,9 @@ def build(args: argparse.Namespace) -> Studio:
     bridge.event_received.connect(session.apply)
     bridge.levels.connect(session.apply_levels)
     window = MainWindow(session, defer_panels=True)
-    controller = AppController(window, session, bus, config, app_settings,
-                               input_wav=args.input_wav, settings_path=args.settings)
+    controller = AppController(
+        window, session, bus, config, app_settings, input_wav=args.input_wav, settings_path=args.settings
+    )
     return Studio(app, loop, bus, session, bridge, window, controller, problems)
 
 
@@ -115,8 +119,11 @@ async def run(studio: Studio, quit_after_shown: bool = False) -> int:
     for title, message in studio.startup_problems:
         window.show_failure(title, message, modal=False)
     if studio.controller.input_wav is not None and not studio.controller.input_wav.exists():
-        window.show_failure("WAV file not found", f"{studio.controller.input_wav} does not exist.",
-                            "Choose one with File > Use a WAV file as the microphone.")
+        window.show_failure(
+            "WAV file not found",
+            f"{studio.controller.input_wav} does not exist.",
+            "Choose one with File > Use a WAV file as the microphone.",
+        )
         studio.controller.set_input_wav(None)
     started = asyncio.ensure_future(studio.controller.start_platform())
     await closed
@@ -135,10 +142,12 @@ def missing_screen() -> str | None:
         return None
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return None
-    return ("Conversimple Studio needs a screen, and this session has none (DISPLAY and WAYLAND_DISPLAY are "
-            "not set).\nRun it in a desktop session, or use the headless platform instead: "
-            "`conversimple-platform serve` (then a browser or `conversimple-platform call`), "
-            "`conversimple-platform demo`, or `conversimple-studio --self-test`.")
+    return (
+        "Conversimple Studio needs a screen, and this session has none (DISPLAY and WAYLAND_DISPLAY are "
+        "not set).\nRun it in a desktop session, or use the headless platform instead: "
+        "`conversimple-platform serve` (then a browser or `conversimple-platform call`), "
+        "`conversimple-platform demo`, or `conversimple-studio --self-test`."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,8 +124,9 @@ class MainWindow(QMainWindow):
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setTextFormat(Qt.TextFormat.RichText)
-        self.notice.setStyleSheet("QLabel { background: #fff3cd; color: #5c4400; border: 1px solid #e0c060;"
-                                  " padding: 4px; }")
+        self.notice.setStyleSheet(
+            "QLabel { background: #fff3cd; color: #5c4400; border: 1px solid #e0c060; padding: 4px; }"
+        )
         self.notice.hide()
         self._notices: list[tuple[str, str, str]] = []  # (title, message, hint), the latest three
         self.text_row = row = QWidget()
@@ -227,7 +228,7 @@ class MainWindow(QMainWindow):
     # --- state shown --------------------------------------------------------------------------
 
     def set_call_state(self, state: str) -> None:
-        """"idle" | "connecting" | "active" | "ending" | "unavailable" (platform not ready)."""
+        """ "idle" | "connecting" | "active" | "ending" | "unavailable" (platform not ready)."""
         self.call_button.setEnabled(state == "idle")
         self.agent_combo.setEnabled(state == "idle")
         self.hangup_button.setEnabled(state in ("connecting", "active"))
@@ -275,9 +276,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{title}: {message}", 15000)
         if not modal:
             self._notices = [*self._notices[-2:], (title, message, hint)]
-            self.notice.setText("<br>".join(
-                f"<b>{html.escape(t)}</b>: {html.escape(m)}" + (f" <i>What to do:</i> {html.escape(h)}" if h else "")
-                for t, m, h in self._notices))
+            self.notice.setText(
+                "<br>".join(
+                    f"<b>{html.escape(t)}</b>: {html.escape(m)}"
+                    + (f" <i>What to do:</i> {html.escape(h)}" if h else "")
+                    for t, m, h in self._notices
+                )
+            )
             self.notice.show()
         else:
             box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)

@@ -37,8 +37,16 @@ def _load_audio() -> None:
 class PlatformLifecycle:
     """Starts, restarts and stops the platform; `ready` once its engines are loaded."""
 
-    def __init__(self, window: MainWindow, session: SessionModel, bus: EventBus, config: PlatformConfig,
-                 tasks: BackgroundTasks, *, on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        window: MainWindow,
+        session: SessionModel,
+        bus: EventBus,
+        config: PlatformConfig,
+        tasks: BackgroundTasks,
+        *,
+        on_ready: Callable[[], None],
+    ) -> None:
         self.window = window
         self.session = session
         self.bus = bus
@@ -56,8 +64,11 @@ class PlatformLifecycle:
             platform_type = await asyncio.to_thread(_load_platform)
         except ImportError as exc:
             self.window.set_platform_down("The platform is not installed correctly")
-            self.window.show_failure("The platform could not be loaded", f"Python could not import it: {exc}.",
-                                     "Reinstall with `make setup`; the app still opens saved conversations.")
+            self.window.show_failure(
+                "The platform could not be loaded",
+                f"Python could not import it: {exc}.",
+                "Reinstall with `make setup`; the app still opens saved conversations.",
+            )
             return False
         platform = self.platform = platform_type(self.config, bus=self.bus)
         self._tasks.spawn(asyncio.to_thread(_load_audio))

@@ -121,16 +121,28 @@ def check_call(report: dict[str, Any], answer_pcm: np.ndarray, answer_rate: int)
     status = report.get("status")
     errors = "; ".join(f"{e.get('where')}: {e.get('message')}" for e in report.get("errors", []))
     return [
-        Stage("call", status == "ok" and bool(turns), report.get("call_duration_s", 0.0),
-              f"{len(turns)} turn(s), status {status}" + (f"; {errors}" if errors else "")
-              + "".join(f"; {n}" for n in report.get("notes", []))),
-        Stage("transcript", not missing and bool(turns), 0.0,
-              f"heard {heard.strip()!r}" + (f"; missing {missing}" if missing else "")),
+        Stage(
+            "call",
+            status == "ok" and bool(turns),
+            report.get("call_duration_s", 0.0),
+            f"{len(turns)} turn(s), status {status}"
+            + (f"; {errors}" if errors else "")
+            + "".join(f"; {n}" for n in report.get("notes", [])),
+        ),
+        Stage(
+            "transcript",
+            not missing and bool(turns),
+            0.0,
+            f"heard {heard.strip()!r}" + (f"; missing {missing}" if missing else ""),
+        ),
         Stage("tool call", tool is not None and tool.get("status") == "done", 0.0, _tool_detail(tool, calls)),
-        Stage("answer", bool(said) and voiced >= _MIN_VOICED_S, 0.0,
-              f"{voiced:.1f} s of voice: {said!r}" if said else f"no answer text; {voiced:.1f} s of voice"),
-        Stage("metrics", not absent, 0.0,
-              "all present" if not absent else f"missing {', '.join(absent)}"),
+        Stage(
+            "answer",
+            bool(said) and voiced >= _MIN_VOICED_S,
+            0.0,
+            f"{voiced:.1f} s of voice: {said!r}" if said else f"no answer text; {voiced:.1f} s of voice",
+        ),
+        Stage("metrics", not absent, 0.0, "all present" if not absent else f"missing {', '.join(absent)}"),
     ]
 
 
@@ -228,8 +240,12 @@ class _SelfTestRun:
         seed = resource_path("agents", "seed_agent.py")
         with self.agent_log.open("wb") as log:
             self.agent = agent = await asyncio.to_thread(  # fork and exec off the loop: it carries the call's audio
-                subprocess.Popen, agent_command(seed, self.platform.gateway_url, self.api_key),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen,
+                agent_command(seed, self.platform.gateway_url, self.api_key),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while not any(a.joined for a in self.platform.agents()):
             if agent.poll() is not None:
@@ -257,9 +273,15 @@ class _SelfTestRun:
         answer = self.folder / "answer.wav"
         started = time.monotonic()
         try:
-            report = await place_call(self.platform.url, AGENT_ID, input_wav=self.question, output_wav=answer,
-                                      report_path=self.folder / "call-report.json", api_key=self.api_key,
-                                      max_duration_s=self.timeout_s)
+            report = await place_call(
+                self.platform.url,
+                AGENT_ID,
+                input_wav=self.question,
+                output_wav=answer,
+                report_path=self.folder / "call-report.json",
+                api_key=self.api_key,
+                max_duration_s=self.timeout_s,
+            )
         except Exception as exc:
             self.test.record("call", False, time.monotonic() - started, _one_line(exc))
             return
@@ -290,10 +312,14 @@ def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:
     """Run the self-test; 0 only when every stage passed."""
     from platform_core import user_data_dir
 
-    parser = argparse.ArgumentParser(prog="conversimple-studio --self-test",
-                                     description="Run one scripted spoken call through the bundled engines.")
-    parser.add_argument("--output-dir", type=Path, help="keep the files here (default: a new folder in "
-                        f"{user_data_dir() / 'self-test'})")
+    parser = argparse.ArgumentParser(
+        prog="conversimple-studio --self-test", description="Run one scripted spoken call through the bundled engines."
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help=f"keep the files here (default: a new folder in {user_data_dir() / 'self-test'})",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="give up on the call after S seconds")
     args = parser.parse_args(list(argv))
     out = out or sys.stdout
@@ -309,15 +335,24 @@ def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:
     total = time.monotonic() - started
     failed = [s.name for s in test.stages if not s.ok]
     with contextlib.suppress(OSError):
-        (folder / "self-test.json").write_text(json.dumps(
-            {"passed": test.passed, "total_s": round(total, 3),
-             "stages": [s.__dict__ for s in test.stages]}, indent=1) + "\n", encoding="utf-8")
+        (folder / "self-test.json").write_text(
+            json.dumps(
+                {"passed": test.passed, "total_s": round(total, 3), "stages": [s.__dict__ for s in test.stages]},
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     print(f"files: {folder}", file=out)
     if test.passed:
         print(f"PASSED: all {len(test.stages)} stages in {total:.1f} s", file=out, flush=True)
         return EXIT_PASSED
-    print(f"FAILED: {', '.join(failed) or 'no stage ran'} ({total:.1f} s). Send the folder above with the "
-          "output of this command to the developers.", file=out, flush=True)
+    print(
+        f"FAILED: {', '.join(failed) or 'no stage ran'} ({total:.1f} s). Send the folder above with the "
+        "output of this command to the developers.",
+        file=out,
+        flush=True,
+    )
     return EXIT_FAILED
 
 

@@ -66,9 +66,11 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
-        restart_note = QLabel("New engine, model, port or API key settings restart the platform when you"
-                              " press OK: the engines reload and agents reconnect (after the call, if one"
-                              " is in progress). Voice-loop settings apply from the next call.")
+        restart_note = QLabel(
+            "New engine, model, port or API key settings restart the platform when you"
+            " press OK: the engines reload and agents reconnect (after the call, if one"
+            " is in progress). Voice-loop settings apply from the next call."
+        )
         restart_note.setWordWrap(True)
         layout.addWidget(restart_note)
         layout.addWidget(buttons)
@@ -82,7 +84,8 @@ class SettingsDialog(QDialog):
         self.stt_threads.setSpecialValueText("auto")  # 0: see engine_threads
         self.stt_threads.setValue(c.engines.stt_threads)
         self.take_turns = QCheckBox(
-            "Engines take turns on the CPU (the LLM pauses while speech is transcribed or spoken)")
+            "Engines take turns on the CPU (the LLM pauses while speech is transcribed or spoken)"
+        )
         self.take_turns.setChecked(c.engines.take_turns)
         self.llm = QComboBox()
         self.llm.addItems(["embedded", "ollama", "openai"])

@@ -128,22 +128,24 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         await gateway.conversation_started(f"load-{i}", None, "load")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     share = -(-args.agents // args.processes)
-    processes = await asyncio.to_thread(lambda: [  # fork and exec off the loop
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.agents_load",
-                "--serve-agents",
-                url,
-                str(first),
-                str(min(share, args.agents - first)),
-            ],
-            env=env,
-            stderr=subprocess.PIPE,
-        )
-        for first in range(0, args.agents, share)
-    ])
+    processes = await asyncio.to_thread(
+        lambda: [  # fork and exec off the loop
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.agents_load",
+                    "--serve-agents",
+                    url,
+                    str(first),
+                    str(min(share, args.agents - first)),
+                ],
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+            for first in range(0, args.agents, share)
+        ]
+    )
     results: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + 60

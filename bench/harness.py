@@ -36,7 +36,11 @@ def start_platform(tmp: Path, *extra: str, api_key: str = API_KEY, timeout: floa
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "platform_core.cli.main", "serve", "--port", "0", "--api-key", api_key, *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        bufsize=1,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None

@@ -130,7 +130,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
         for name, command in contenders.items():
             process = await asyncio.to_thread(
-                subprocess.Popen, command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                subprocess.Popen, command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
             try:
                 deadline = time.monotonic() + 30
                 while not any(a.joined for a in gateway.agents()):

@@ -67,9 +67,19 @@ def synthesize_utterances(folder: Path) -> list[Path]:
 
 def _start_seed_agent(platform: Any) -> subprocess.Popen[bytes]:
     agent = subprocess.Popen(
-        [sys.executable, "-m", "agent_sdk.cli", "run", "resources/agents/seed_agent.py", "--url",
-         platform.gateway_url, "--api-key", platform.api_key],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "agent_sdk.cli",
+            "run",
+            "resources/agents/seed_agent.py",
+            "--url",
+            platform.gateway_url,
+            "--api-key",
+            platform.api_key,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(2.0)  # connected and joined
     return agent
@@ -101,15 +111,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         agent = _start_seed_agent(platform) if args.agent else None
         try:
             for text, wav in zip(UTTERANCES, wavs, strict=True):
-                report = await place_call(platform.url, "seed" if agent else None, input_wav=wav,
-                                          api_key=platform.api_key)
+                report = await place_call(
+                    platform.url, "seed" if agent else None, input_wav=wav, api_key=platform.api_key
+                )
                 for turn in report["turns"]:
                     turns.append({"said": text, **turn})
                     m = turn["metrics"]
                     cells = " ".join(f"{(m.get(k) or 0) * 1000:6.0f}" for k in COLUMNS)
                     tools = ",".join(c["name"] for c in turn["tool_calls"]) or "-"
-                    print(f"{cells}  {turn['user_text'][:36]!r} [{tools}] -> {turn['agent_text'][:36]!r}",
-                          flush=True)
+                    print(f"{cells}  {turn['user_text'][:36]!r} [{tools}] -> {turn['agent_text'][:36]!r}", flush=True)
             rss = peak_rss_mb(platform.process.pid)
         finally:
             if agent is not None:
@@ -119,15 +129,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.5)  # the log reader thread writes the platform's last lines
             log_text = platform.log_path.read_text()
             Path(args.out).with_suffix(".platform.log").write_text(log_text)  # llama.cpp timings, stalls
-            stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?",
-                              log_text)
+            stall = re.search(r"event loop: worst stall (\d+) ms, (\d+) stalls[^(\n]*(?:\(worst in (.*)\))?", log_text)
     summary = {}
     for name in COLUMNS:
         values = [t["metrics"][name] for t in turns if t["metrics"].get(name) is not None]
         if values:
             summary[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
-    loop = {"worst_stall_ms": int(stall.group(1)), "stalls_over_50ms": int(stall.group(2)),
-            "worst_in": stall.group(3) or ""} if stall else {}
+    loop = (
+        {
+            "worst_stall_ms": int(stall.group(1)),
+            "stalls_over_50ms": int(stall.group(2)),
+            "worst_in": stall.group(3) or "",
+        }
+        if stall
+        else {}
+    )
     return {"turns": turns, "summary": summary, "platform_peak_rss_mb": rss, "event_loop": loop}
 
 
@@ -147,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     if result["event_loop"]:
         loop = result["event_loop"]
         where = f", worst in {loop['worst_in']}" if loop["worst_in"] else ""
-        print(f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "
-              f"{loop['stalls_over_50ms']} stalls over 50 ms{where}")
+        print(
+            f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "
+            f"{loop['stalls_over_50ms']} stalls over 50 ms{where}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -29,8 +29,9 @@ def pcm_to_frame(pcm: Int16Array, rate: int, pts: int | None = None) -> av.Audio
     """A mono s16 av.AudioFrame holding `pcm`."""
     import av
 
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1),
-                                       format="s16", layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
     frame.sample_rate = rate
     if pts is not None:
         frame.pts = pts

@@ -107,8 +107,7 @@ class VoiceLoopConfig:
 @dataclass
 class AgentProfile:
     system_prompt: str = (
-        "You are a helpful voice assistant. Answer in one or two short spoken sentences. "
-        "No lists, no markdown."
+        "You are a helpful voice assistant. Answer in one or two short spoken sentences. No lists, no markdown."
     )
     greeting: str = ""
 

@@ -45,27 +45,52 @@ class MetricInfo:
 METRICS: dict[MetricName, MetricInfo] = {
     info.name: info
     for info in (
-        MetricInfo("end_of_turn_delay", "endpointing", "the caller stopped speaking -> the turn was committed",
-                   stage="endpointing"),
-        MetricInfo("transcription_delay", "transcription", "the caller stopped speaking -> the final transcript",
-                   stage="stt"),
-        MetricInfo("tool_choice", "tool choice", "the LLM deciding whether to call a tool",
-                   stage="tool choice", every_turn=False),
-        MetricInfo("tool_call", "tool call", "one tool call, request -> result", stage="tools",
-                   every_turn=False, per_tool_call=True),
+        MetricInfo(
+            "end_of_turn_delay",
+            "endpointing",
+            "the caller stopped speaking -> the turn was committed",
+            stage="endpointing",
+        ),
+        MetricInfo(
+            "transcription_delay", "transcription", "the caller stopped speaking -> the final transcript", stage="stt"
+        ),
+        MetricInfo(
+            "tool_choice",
+            "tool choice",
+            "the LLM deciding whether to call a tool",
+            stage="tool choice",
+            every_turn=False,
+        ),
+        MetricInfo(
+            "tool_call",
+            "tool call",
+            "one tool call, request -> result",
+            stage="tools",
+            every_turn=False,
+            per_tool_call=True,
+        ),
         MetricInfo("llm_ttft", "LLM first token", "the request to the LLM -> its first token"),
-        MetricInfo("llm_ttfs", "LLM first sentence", "the request to the LLM -> its first sentence for TTS",
-                   stage="llm"),
-        MetricInfo("tts_ttfb", "TTS first audio", "the first text handed to TTS -> its first audio",
-                   stage="tts"),
-        MetricInfo("e2e_latency", "voice-to-voice", "the caller stopped speaking -> the agent's first audio sent",
-                   stage="other"),
-        MetricInfo("mouth_to_ear", "mouth-to-ear",
-                   "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
-                   " speaker: includes WebRTC, the jitter buffer and the audio devices.",
-                   stage="playout", every_turn=False),
-        MetricInfo("barge_in_delay", "barge-in", "the caller's speech arrived -> the agent's audio stopped",
-                   every_turn=False),
+        MetricInfo(
+            "llm_ttfs", "LLM first sentence", "the request to the LLM -> its first sentence for TTS", stage="llm"
+        ),
+        MetricInfo("tts_ttfb", "TTS first audio", "the first text handed to TTS -> its first audio", stage="tts"),
+        MetricInfo(
+            "e2e_latency",
+            "voice-to-voice",
+            "the caller stopped speaking -> the agent's first audio sent",
+            stage="other",
+        ),
+        MetricInfo(
+            "mouth_to_ear",
+            "mouth-to-ear",
+            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
+            " speaker: includes WebRTC, the jitter buffer and the audio devices.",
+            stage="playout",
+            every_turn=False,
+        ),
+        MetricInfo(
+            "barge_in_delay", "barge-in", "the caller's speech arrived -> the agent's audio stopped", every_turn=False
+        ),
     )
 }
 METRIC_NAMES: tuple[MetricName, ...] = tuple(METRICS)

@@ -60,8 +60,9 @@ class Platform:
     def __init__(self, config: PlatformConfig | None = None, bus: EventBus | None = None) -> None:
         self.config = config or PlatformConfig()
         self.bus = bus or EventBus()
-        self.gateway = AgentGateway(self.bus, self.config.server.customers(),
-                                    default_tool_timeout_s=self.config.server.tool_timeout_s)
+        self.gateway = AgentGateway(
+            self.bus, self.config.server.customers(), default_tool_timeout_s=self.config.server.tool_timeout_s
+        )
         self.engines: Engines | None = None
         self.watchdog = LoopWatchdog(self.bus)
         self.calls: dict[str, Call] = {}
@@ -95,8 +96,10 @@ class Platform:
                 "Stop the program that uses it, or choose another port (--port, or Settings).",
             ) from exc
         except OSError as exc:
-            raise PlatformError(f"Cannot serve on {host}:{port}: {exc.strerror or exc}",
-                                "Check the host address and port in the settings.") from exc
+            raise PlatformError(
+                f"Cannot serve on {host}:{port}: {exc.strerror or exc}",
+                "Check the host address and port in the settings.",
+            ) from exc
         sockets = list(self._server.sockets)
         if sockets:
             self._port = sockets[0].getsockname()[1]
@@ -114,8 +117,9 @@ class Platform:
 
     async def _load_engines(self) -> Engines:
         def progress(component: str, message: str, fraction: float | None) -> None:
-            self.bus.publish_threadsafe(EngineProgress(component=component, message=message,
-                                                       fraction=fraction, done=fraction == 1.0))
+            self.bus.publish_threadsafe(
+                EngineProgress(component=component, message=message, fraction=fraction, done=fraction == 1.0)
+            )
 
         try:
             self.engines = await load_engines(self.config.engines, progress)
@@ -179,8 +183,12 @@ class Platform:
             bus=self.bus,
             config=self.config,
         )
-        peer = CallPeer(conversation.conversation_id, conversation.track,
-                        on_caller_track=conversation.attach_caller, on_closed=conversation.close)
+        peer = CallPeer(
+            conversation.conversation_id,
+            conversation.track,
+            on_caller_track=conversation.attach_caller,
+            on_closed=conversation.close,
+        )
         call = Call(conversation, peer)
         try:
             await peer.answer(offer_sdp)

@@ -63,8 +63,7 @@ class LoopWatchdog:
                 on_cpu = waiting = None
                 if cpu_before is not None and cpu_after is not None:
                     on_cpu, waiting = (after - b for after, b in zip(cpu_after, cpu_before, strict=True))
-                self.bus.publish(LoopStall(duration_s=late, where=where, on_cpu_s=on_cpu,
-                                           waiting_for_cpu_s=waiting))
+                self.bus.publish(LoopStall(duration_s=late, where=where, on_cpu_s=on_cpu, waiting_for_cpu_s=waiting))
 
 
 def thread_cpu_account() -> tuple[float, float] | None:
@@ -121,5 +120,5 @@ def _describe(stack: traceback.StackSummary) -> str:
 def _short(filename: str) -> str:
     for marker in ("site-packages/", "platform_core/", "app/", "agent_sdk/"):
         if marker in filename:
-            return filename[filename.index(marker):].removeprefix("site-packages/")
+            return filename[filename.index(marker) :].removeprefix("site-packages/")
     return filename.rsplit("/", 1)[-1]

@@ -89,8 +89,14 @@ class PulseEnv:
         """Record what the app plays on the virtual speaker (48 kHz mono s16) until stopped."""
         proc = subprocess.Popen(
             [
-                "parec", "--device=vspeaker.monitor", "--file-format=wav", "--format=s16le",
-                "--rate=48000", "--channels=1", "--latency-msec=10", str(out_wav),
+                "parec",
+                "--device=vspeaker.monitor",
+                "--file-format=wav",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=10",
+                str(out_wav),
             ],
             env={**os.environ, **self.env},
             stdin=subprocess.DEVNULL,
@@ -118,9 +124,11 @@ class PulseEnv:
 def unplug(env: Mapping[str, str], *devices: str) -> list[str]:
     """`PulseEnv.unplug` for a process that only has the environment (e.g. an app driver); returns the
     unloaded modules' arguments."""
+
     def pactl(*args: str) -> str:
-        return subprocess.run(["pactl", *args], env={**os.environ, **env}, capture_output=True, text=True,
-                              timeout=10, check=True).stdout
+        return subprocess.run(
+            ["pactl", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=10, check=True
+        ).stdout
 
     unloaded = []
     for line in pactl("list", "short", "modules").splitlines():
@@ -154,13 +162,21 @@ def start_pulse(root: Path, *, headset: bool = False) -> PulseEnv:
     }
     daemon = subprocess.Popen(
         [
-            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
             f"--load=module-native-protocol-unix auth-anonymous=1 socket={sock}",
             "--load=module-null-sink sink_name=vspeaker rate=48000 channels=1",
-            *(["--load=module-null-source source_name=vmic rate=48000 channels=1"] if headset else [
-                "--load=module-null-sink sink_name=micfeed rate=48000 channels=1",
-                "--load=module-remap-source source_name=vmic master=micfeed.monitor",
-            ]),
+            *(
+                ["--load=module-null-source source_name=vmic rate=48000 channels=1"]
+                if headset
+                else [
+                    "--load=module-null-sink sink_name=micfeed rate=48000 channels=1",
+                    "--load=module-remap-source source_name=vmic master=micfeed.monitor",
+                ]
+            ),
         ],
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
@@ -250,14 +266,18 @@ def xvfb_display() -> Iterator[str]:
 def screenshot_x(display: str, out_png: Path) -> None:
     """Save the whole X screen (xwd + ImageMagick's convert)."""
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    xwd = subprocess.run(
-        ["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=20
-    )
+    xwd = subprocess.run(["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=20)
     subprocess.run(["convert", "xwd:-", str(out_png)], input=xwd.stdout, check=True, timeout=30)
 
 
-def run_scenario(studio: Any, scenario: Callable[[], Awaitable[None]], seen: dict[str, Any], out: Path,
-                 failure_png: Path, on_failure: Callable[[], None] | None = None) -> int:
+def run_scenario(
+    studio: Any,
+    scenario: Callable[[], Awaitable[None]],
+    seen: dict[str, Any],
+    out: Path,
+    failure_png: Path,
+    on_failure: Callable[[], None] | None = None,
+) -> int:
     """Run a driver's scenario on the app's loop (in the app's process) and write what it saw as JSON.
 
     A failure is recorded in `seen["failure"]` with a screenshot of the window; the app always shuts down."""
@@ -285,9 +305,19 @@ def start_seed_agent(controller: Any) -> subprocess.Popen[bytes]:
     """The seed agent in its own process, connected to the app's embedded platform."""
     root = Path(__file__).resolve().parents[1]
     return subprocess.Popen(
-        [str(Path(sys.executable).with_name("conversimple-agent")), "run", "resources/agents/seed_agent.py",
-         "--url", controller.platform.gateway_url, "--api-key", controller.config.server.api_key],
-        cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).with_name("conversimple-agent")),
+            "run",
+            "resources/agents/seed_agent.py",
+            "--url",
+            controller.platform.gateway_url,
+            "--api-key",
+            controller.config.server.api_key,
+        ],
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -105,8 +105,14 @@ class ScriptedLlm:
     async def start(self) -> None:
         return None
 
-    async def stream_chat(self, messages: Sequence[ChatMessage], *, json_schema: dict[str, Any] | None = None,
-                          max_tokens: int = 256, temperature: float = 0.2) -> AsyncIterator[str]:
+    async def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[str]:
         self.prompts.append(list(messages))
         if json_schema is not None:
             yield self.tool_choice(messages)

@@ -40,8 +40,9 @@ def speak(text: str, path: Path, *, pad_before: float = 0.3, pad_after: float = 
     return speech_file(path, text, 22_050, lead_s=pad_before, tail_s=pad_after)
 
 
-def sox(src: Path, dst: Path, *effects: str, rate: int | None = None, channels: int | None = None,
-        bits: int | None = None) -> Path:
+def sox(
+    src: Path, dst: Path, *effects: str, rate: int | None = None, channels: int | None = None, bits: int | None = None
+) -> Path:
     """Convert with sox: output rate/channels/bit depth, then effects."""
     out_opts: list[str] = []
     if rate:
@@ -71,10 +72,18 @@ class Chromium:
         self.proc = await asyncio.to_thread(
             subprocess.Popen,
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
                 # %noloop: play the file once, then silence (a caller who said one thing)
                 f"--use-file-for-fake-audio-capture={self.mic_wav}%noloop",
                 "--disable-features=WebRtcHideLocalIpsWithMdns",
@@ -116,8 +125,15 @@ class Chromium:
     async def evaluate(self, expression: str) -> Any:
         """Evaluate JavaScript in the page (promises awaited); returns the JSON value."""
         msg_id = next(self._ids)
-        await self._ws.send(json.dumps({"id": msg_id, "method": "Runtime.evaluate", "params": {
-            "expression": expression, "awaitPromise": True, "returnByValue": True}}))
+        await self._ws.send(
+            json.dumps(
+                {
+                    "id": msg_id,
+                    "method": "Runtime.evaluate",
+                    "params": {"expression": expression, "awaitPromise": True, "returnByValue": True},
+                }
+            )
+        )
         while True:
             reply = json.loads(await self._ws.recv())
             if reply.get("id") != msg_id:

@@ -43,12 +43,31 @@ def test_speaking_over_the_agent_in_the_app_interrupts_it(
     first = speech_wav(tmp_path, LONG_QUESTION, rate=48_000, lead_s=2.0, tail_s=0.5)
     second = speech_wav(tmp_path, INTERRUPTION, rate=48_000, lead_s=0.2, tail_s=0.5)
     result_path = tmp_path / "result.json"
-    env = {**os.environ, **pulse_env.env, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb",
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        **pulse_env.env,
+        "DISPLAY": xvfb_display,
+        "QT_QPA_PLATFORM": "xcb",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.test_app_barge_in", "--first", str(first), "--second", str(second),
-         "--out", str(result_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "tests.test_app_barge_in",
+            "--first",
+            str(first),
+            "--second",
+            str(second),
+            "--out",
+            str(result_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "app_barge_in_driver.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
@@ -76,7 +95,6 @@ def test_speaking_over_the_agent_in_the_app_interrupts_it(
 # --- the driver (runs in the app's process) ----------------------------------------------------------
 
 
-
 async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any]) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
@@ -86,13 +104,15 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     window, controller, session = studio.window, studio.controller, studio.session
     streamed: list[str] = []  # every clause of the first answer handed to TTS, played or not
     controller.bus.subscribe(
-        lambda e: streamed.append(e.text) if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None)
+        lambda e: streamed.append(e.text) if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None
+    )
     await desktop_env.start_studio(studio)
     QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)  # the plain assistant
     await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
     await asyncio.sleep(1.0)
-    first = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.first],
-                                  stdin=subprocess.DEVNULL)
+    first = await asyncio.to_thread(
+        subprocess.Popen, ["paplay", "--device=micfeed", args.first], stdin=subprocess.DEVNULL
+    )
 
     def agent_speaking() -> bool:
         return any(segment.end is None for segment in session.levels.agent_speaking)
@@ -100,8 +120,9 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     await until(agent_speaking, 90, "the agent's long answer")
     await asyncio.sleep(1.5)  # a little of the answer is heard
     await asyncio.to_thread(first.wait, 10)
-    second = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.second],
-                                   stdin=subprocess.DEVNULL)
+    second = await asyncio.to_thread(
+        subprocess.Popen, ["paplay", "--device=micfeed", args.second], stdin=subprocess.DEVNULL
+    )
 
     def both_answered() -> bool:
         turns = session.latency.ordered()
@@ -110,8 +131,9 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     await until(both_answered, 120, "the interrupted answer and the second one")
     await asyncio.to_thread(second.wait, 10)
     turns = session.latency.ordered()
-    result["turns"] = [{"turn_id": t.turn_id, "user": t.user_text, "agent": t.agent_text,
-                        "interrupted": t.interrupted} for t in turns]
+    result["turns"] = [
+        {"turn_id": t.turn_id, "user": t.user_text, "agent": t.agent_text, "interrupted": t.interrupted} for t in turns
+    ]
     result["first_answer_streamed"] = " ".join(streamed)
     result["barge_in_delay_s"] = turns[0].metrics.get("barge_in_delay")  # None: not measured
     result["transcript_html"] = window.panels.transcript.view.toHtml()
@@ -131,8 +153,9 @@ def driver(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     studio = build(parse_args(["--port", "0"]))
     result: dict[str, Any] = {}
-    return desktop_env.run_scenario(studio, lambda: _scenario(studio, args, result), result, args.out,
-                                    ARTIFACTS / "app_barge_in_failure.png")
+    return desktop_env.run_scenario(
+        studio, lambda: _scenario(studio, args, result), result, args.out, ARTIFACTS / "app_barge_in_failure.png"
+    )
 
 
 if __name__ == "__main__":

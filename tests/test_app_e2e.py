@@ -41,9 +41,7 @@ QUESTION = "What is the weather in Lisbon right now?"
 
 
 @pytest.mark.slow
-def test_spoken_call_with_a_tool_in_a_real_window(
-    xvfb_display: str, pulse_env: PulseEnv, tmp_path: Path
-) -> None:
+def test_spoken_call_with_a_tool_in_a_real_window(xvfb_display: str, pulse_env: PulseEnv, tmp_path: Path) -> None:
     from tests.speech import speech_wav
 
     # Leading silence: a fresh PulseAudio stream can drop its first moments under load ("learn Lisbon").
@@ -61,9 +59,24 @@ def test_spoken_call_with_a_tool_in_a_real_window(
     }
     port = _free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.test_app_e2e", "--wav", str(wav), "--port", str(port),
-         "--out", str(result_path), "--display", xvfb_display],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "tests.test_app_e2e",
+            "--wav",
+            str(wav),
+            "--port",
+            str(port),
+            "--out",
+            str(result_path),
+            "--display",
+            xvfb_display,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     pulse_env.stop_process(recorder)
     (ARTIFACTS / "app_e2e_driver.log").parent.mkdir(exist_ok=True)
@@ -87,8 +100,10 @@ def test_spoken_call_with_a_tool_in_a_real_window(
     assert result["recording_files"] and "agent.wav" in result["recording_files"]
     # GUI responsiveness: the 50 ms target is a benchmark figure (printed here, quoted in notes); the
     # test only catches engine work on the GUI thread, which stalls the loop for whole seconds.
-    print(f"loop stalls during the call: worst {result['loop_worst_stall_s'] * 1000:.0f} ms, "
-          f"p99 {result['loop_p99_stall_s'] * 1000:.0f} ms")
+    print(
+        f"loop stalls during the call: worst {result['loop_worst_stall_s'] * 1000:.0f} ms, "
+        f"p99 {result['loop_p99_stall_s'] * 1000:.0f} ms"
+    )
     assert result["loop_worst_stall_s"] < 1.0
 
 
@@ -125,9 +140,12 @@ class StallMeter:
         if self._task is not None:
             self._task.cancel()
         s = np.array(self.samples or [0.0])
-        return {"loop_worst_stall_s": float(s.max()), "loop_p99_stall_s": float(np.percentile(s, 99)),
-                "loop_samples": len(s), "loop_worst_stall_began": self.times[int(s.argmax())] if self.times else 0.0}
-
+        return {
+            "loop_worst_stall_s": float(s.max()),
+            "loop_p99_stall_s": float(np.percentile(s, 99)),
+            "loop_samples": len(s),
+            "loop_worst_stall_began": self.times[int(s.argmax())] if self.times else 0.0,
+        }
 
 
 async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -154,16 +172,27 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         meter.start()
         stalls: list[dict[str, Any]] = []  # the platform watchdog's account: how long, and in what code
         unsubscribe = controller.bus.subscribe(
-            lambda e: stalls.append({"ms": round(e.duration_s * 1000), "where": e.where, "at": time.monotonic(),
-                                     "on_cpu_ms": round((e.on_cpu_s or 0) * 1000),
-                                     "waiting_for_cpu_ms": round((e.waiting_for_cpu_s or 0) * 1000)})
-            if isinstance(e, LoopStall) else None)
+            lambda e: (
+                stalls.append(
+                    {
+                        "ms": round(e.duration_s * 1000),
+                        "where": e.where,
+                        "at": time.monotonic(),
+                        "on_cpu_ms": round((e.on_cpu_s or 0) * 1000),
+                        "waiting_for_cpu_ms": round((e.waiting_for_cpu_s or 0) * 1000),
+                    }
+                )
+                if isinstance(e, LoopStall)
+                else None
+            )
+        )
         frames0, t_call, cpu0 = window.panels.levels.frames, time.monotonic(), thread_cpu_account()
         QTest.mouseClick(window.call_button, Qt.MouseButton.LeftButton)
         await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
         await asyncio.sleep(1.5)
-        player = await asyncio.to_thread(subprocess.Popen, ["paplay", "--device=micfeed", args.wav],
-                                         stdin=subprocess.DEVNULL)
+        player = await asyncio.to_thread(
+            subprocess.Popen, ["paplay", "--device=micfeed", args.wav], stdin=subprocess.DEVNULL
+        )
 
         def done() -> bool:
             turns = [t for t in session.latency.ordered() if t.completed]
@@ -221,8 +250,9 @@ def driver(argv: list[str]) -> int:
     studio = build(parse_args(["--port", str(args.port)]))
     result: dict[str, Any] = {}
 
-    return desktop_env.run_scenario(studio, lambda: _scenario(studio, args, result), result, args.out,
-                                    ARTIFACTS / "app_e2e_failure.png")
+    return desktop_env.run_scenario(
+        studio, lambda: _scenario(studio, args, result), result, args.out, ARTIFACTS / "app_e2e_failure.png"
+    )
 
 
 if __name__ == "__main__":

@@ -23,10 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_case(case: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-                   "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "tests.test_app_failures", case, *extra], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=240)
+    environment = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"),
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.test_app_failures", case, *extra],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, f"driver failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return json.loads(lines[-1])  # type: ignore[no-any-return]
@@ -118,8 +129,13 @@ async def _drive(studio: Any, wait_ready: bool, restart: bool = False) -> dict[s
                 break
             await asyncio.sleep(0.1)
     boxes = [w for w in studio.app.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
-    seen = {"started": started, "ready": ready, "window_visible": studio.window.isVisible(),
-            "status": studio.window.engine_label.text(), "dialog": " | ".join(b.text() for b in boxes)}
+    seen = {
+        "started": started,
+        "ready": ready,
+        "window_visible": studio.window.isVisible(),
+        "status": studio.window.engine_label.text(),
+        "dialog": " | ".join(b.text() for b in boxes),
+    }
     if restart and ready:
         await _restart_with_new_settings(studio, seen)
     await studio.controller.shutdown()

@@ -40,11 +40,21 @@ TYPED = "Please say hello in five words."
 
 def run_live(case: str, display: str, pulse: PulseEnv, tmp_path: Path) -> dict[str, Any]:
     out = tmp_path / "seen.json"
-    env = {**os.environ, **pulse.env, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        **pulse.env,
+        "DISPLAY": display,
+        "QT_QPA_PLATFORM": "xcb",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "tests.test_app_failures_live", case, "--port", str(_free_port()), "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"app_{case}_driver.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
@@ -75,8 +85,10 @@ def test_a_headset_unplugged_mid_call_is_explained_and_the_call_goes_on_in_text(
     finally:
         pulse.close()
     assert seen["devices_alive_before"] == {"speaker": True, "microphone": True}
-    print(f"noticed after the unplug: speaker {seen['noticed_s']['speaker']:.2f} s, "
-          f"microphone {seen['noticed_s']['microphone']:.2f} s")
+    print(
+        f"noticed after the unplug: speaker {seen['noticed_s']['speaker']:.2f} s, "
+        f"microphone {seen['noticed_s']['microphone']:.2f} s"
+    )
     assert max(seen["noticed_s"].values()) < 3.0
     log = seen["event_log"]
     # What happened and why, and what to do, for each device, kept in the event log (the status bar only
@@ -123,8 +135,7 @@ async def _call(studio: Any) -> None:
     from PySide6.QtTest import QTest
 
     QTest.mouseClick(studio.window.call_button, Qt.MouseButton.LeftButton)
-    await until(lambda: studio.controller.call is not None and studio.controller.call.conversation_id, 20,
-                 "the call")
+    await until(lambda: studio.controller.call is not None and studio.controller.call.conversation_id, 20, "the call")
 
 
 async def _typed_turn(studio: Any, text: str) -> dict[str, str]:
@@ -175,8 +186,10 @@ async def _unplug(studio: Any, seen: dict[str, Any]) -> None:
     await _call(studio)
     await asyncio.sleep(1.0)  # both streams running
     call = controller.call
-    seen["devices_alive_before"] = {"speaker": call.speaker is not None and call.speaker.alive,
-                                    "microphone": call.source is not None and call.source.failed is None}
+    seen["devices_alive_before"] = {
+        "speaker": call.speaker is not None and call.speaker.alive,
+        "microphone": call.source is not None and call.source.failed is None,
+    }
     t0 = time.monotonic()
     seen["unplugged"] = desktop_env.unplug(os.environ, "vspeaker", "vmic")
     noticed: dict[str, float] = {}
@@ -211,8 +224,11 @@ async def _agent(studio: Any, seen: dict[str, Any]) -> None:
         await asyncio.to_thread(agent.wait, 10)
         await until(lambda: not session.agents.agents, 10, "the agent to leave the agents model")
         panel = window.panels.agents
-        await until(lambda: panel.tree.topLevelItemCount() == 1 and panel.tree.topLevelItem(0).text(0)
-                     == "no agent connected", 5, "the agents panel to drop the agent")
+        await until(
+            lambda: panel.tree.topLevelItemCount() == 1 and panel.tree.topLevelItem(0).text(0) == "no agent connected",
+            5,
+            "the agents panel to drop the agent",
+        )
         seen["dropped_s"] = time.monotonic() - t0
         seen["agents_panel"] = [panel.tree.topLevelItem(i).text(0) for i in range(panel.tree.topLevelItemCount())]
         await asyncio.sleep(0.3)  # the combo follows on the window's status timer
@@ -241,8 +257,14 @@ def driver(argv: list[str]) -> int:
     def log_what_was_seen() -> None:
         seen.setdefault("event_log", _event_log(studio) if studio.window.panels else "")
 
-    return desktop_env.run_scenario(studio, lambda: scenario(studio, seen), seen, args.out,
-                                    ARTIFACTS / f"app_{args.case}_failure.png", log_what_was_seen)
+    return desktop_env.run_scenario(
+        studio,
+        lambda: scenario(studio, seen),
+        seen,
+        args.out,
+        ARTIFACTS / f"app_{args.case}_failure.png",
+        log_what_was_seen,
+    )
 
 
 if __name__ == "__main__":

@@ -43,22 +43,43 @@ def record_one_turn(root: Path) -> Path:
     rec.on_event(AudioLevel(conversation_id="other", source="caller", rms_dbfs=-20, peak=0.2))  # not ours
     rec.on_event(TurnStarted(conversation_id=CID, turn_id=1, speech_ended_at=100.5))
     rec.on_event(TranscriptFinal(conversation_id=CID, turn_id=1, text="book a table"))
-    rec.on_event(ToolCallUpdated(conversation_id=CID, turn_id=1, call_id="c1", name="book", arguments={"n": 2},
-                                 status="done", result={"ok": True}, duration_s=0.2))
-    rec.on_event(ToolsRegistered(customer_id="acme", conversation_id=CID, connection_id="x",
-                                 tools=({"name": "book"},)))
+    rec.on_event(
+        ToolCallUpdated(
+            conversation_id=CID,
+            turn_id=1,
+            call_id="c1",
+            name="book",
+            arguments={"n": 2},
+            status="done",
+            result={"ok": True},
+            duration_s=0.2,
+        )
+    )
+    rec.on_event(ToolsRegistered(customer_id="acme", conversation_id=CID, connection_id="x", tools=({"name": "book"},)))
     rec.on_event(MetricMeasured(conversation_id=CID, turn_id=1, name="tool_call", value=0.2))
     rec.on_event(MetricMeasured(conversation_id=CID, turn_id=1, name="mouth_to_ear", value=1.5))
-    rec.on_event(TurnCompleted(conversation_id=CID, turn_id=1, user_text="book a table", agent_text="Done.",
-                               interrupted=False, metrics={"e2e_latency": 1.2, "end_of_turn_delay": 0.3,
-                                                           "llm_ttft": None}))
+    rec.on_event(
+        TurnCompleted(
+            conversation_id=CID,
+            turn_id=1,
+            user_text="book a table",
+            agent_text="Done.",
+            interrupted=False,
+            metrics={"e2e_latency": 1.2, "end_of_turn_delay": 0.3, "llm_ttft": None},
+        )
+    )
     return rec.close()
 
 
 def test_recording_round_trip(tmp_path: Path) -> None:
     folder = record_one_turn(tmp_path)
     assert {p.name for p in folder.iterdir()} >= {
-        "caller.wav", "agent.wav", "events.jsonl", "transcript.json", "metrics.json", "meta.json"
+        "caller.wav",
+        "agent.wav",
+        "events.jsonl",
+        "transcript.json",
+        "metrics.json",
+        "meta.json",
     }
     saved = load_conversation(folder)
     assert len(saved.caller_audio) == 50 * 960 and len(saved.agent_audio) == 50 * 960
@@ -151,8 +172,9 @@ def test_window_opens_within_3_s(tmp_path: Path) -> None:
 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "app.main", "--quit-after-shown"], env=env,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.main", "--quit-after-shown"], env=env, capture_output=True, text=True, timeout=30
+    )
     wall = time.monotonic() - t0
     assert out.returncode == 0, out.stderr
     shown = float(out.stderr.split("window shown ")[1].split(" s")[0])

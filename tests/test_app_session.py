@@ -49,8 +49,13 @@ CID = "conv-session"
 class Desk:
     """The window, its session fed by a real bus through the bridge, and the controller acting on it."""
 
-    def __init__(self, qtbot, *, app_settings: AppSettings | None = None,  # type: ignore[no-untyped-def]
-                 input_wav: Path | None = None) -> None:
+    def __init__(
+        self,
+        qtbot,
+        *,
+        app_settings: AppSettings | None = None,  # type: ignore[no-untyped-def]
+        input_wav: Path | None = None,
+    ) -> None:
         self.bus = EventBus()
         self.session = SessionModel()
         self.bridge = EventBridge()
@@ -60,8 +65,9 @@ class Desk:
         self.window = MainWindow(self.session)
         qtbot.addWidget(self.window)
         self.window.show()
-        self.controller = AppController(self.window, self.session, self.bus, PlatformConfig(),
-                                        app_settings or AppSettings(), input_wav=input_wav)
+        self.controller = AppController(
+            self.window, self.session, self.bus, PlatformConfig(), app_settings or AppSettings(), input_wav=input_wav
+        )
         assert self.window.panels is not None
         self.panels = self.window.panels
 
@@ -227,8 +233,16 @@ def test_latency_series_and_percentile_table(desk: Desk, qtbot) -> None:  # type
     for turn, value in e2e.items():
         if turn != 2:  # the desktop measured mouth-to-ear on turns 1 and 3 only
             bus.publish(MetricMeasured(conversation_id=CID, turn_id=turn, name="mouth_to_ear", value=value + 0.5))
-        bus.publish(TurnCompleted(conversation_id=CID, turn_id=turn, user_text="q", agent_text="a",
-                                  interrupted=False, metrics={"e2e_latency": value, "llm_ttft": None}))
+        bus.publish(
+            TurnCompleted(
+                conversation_id=CID,
+                turn_id=turn,
+                user_text="q",
+                agent_text="a",
+                interrupted=False,
+                metrics={"e2e_latency": value, "llm_ttft": None},
+            )
+        )
     qtbot.waitUntil(lambda: len(desk.session.latency.turns) == 3, timeout=2000)
     latency.refresh()
 
@@ -291,15 +305,40 @@ def test_partial_transcript_is_grey_italic_then_replaced_by_the_final_text(desk:
 
 def test_metrics_json_export_holds_turns_percentiles_and_tool_calls(desk: Desk, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
     bus = desk.bus
-    bus.publish(ToolCallUpdated(conversation_id=CID, turn_id=1, call_id="c1", name="get_weather",
-                                arguments={"city": "Paris"}, status="done", result={"temp_c": 21}, duration_s=0.25))
+    bus.publish(
+        ToolCallUpdated(
+            conversation_id=CID,
+            turn_id=1,
+            call_id="c1",
+            name="get_weather",
+            arguments={"city": "Paris"},
+            status="done",
+            result={"temp_c": 21},
+            duration_s=0.25,
+        )
+    )
     bus.publish(MetricMeasured(conversation_id=CID, turn_id=1, name="tool_call", value=0.25))
     bus.publish(MetricMeasured(conversation_id=CID, turn_id=1, name="mouth_to_ear", value=1.5))
-    bus.publish(TurnCompleted(conversation_id=CID, turn_id=1, user_text="Weather in Paris?", agent_text="21 degrees.",
-                              interrupted=False, metrics={"e2e_latency": 1.2, "end_of_turn_delay": 0.3,
-                                                          "llm_ttfs": 0.4, "llm_ttft": None}))
-    bus.publish(TurnCompleted(conversation_id=CID, turn_id=2, user_text="And tomorrow?", agent_text="Rain",
-                              interrupted=True, metrics={"e2e_latency": 0.8, "end_of_turn_delay": 0.3}))
+    bus.publish(
+        TurnCompleted(
+            conversation_id=CID,
+            turn_id=1,
+            user_text="Weather in Paris?",
+            agent_text="21 degrees.",
+            interrupted=False,
+            metrics={"e2e_latency": 1.2, "end_of_turn_delay": 0.3, "llm_ttfs": 0.4, "llm_ttft": None},
+        )
+    )
+    bus.publish(
+        TurnCompleted(
+            conversation_id=CID,
+            turn_id=2,
+            user_text="And tomorrow?",
+            agent_text="Rain",
+            interrupted=True,
+            metrics={"e2e_latency": 0.8, "end_of_turn_delay": 0.3},
+        )
+    )
     qtbot.waitUntil(lambda: len(desk.session.latency.turns) == 2 and bool(desk.session.tool_calls.rows), timeout=2000)
     path = tmp_path / "metrics.json"
     desk.window.export_requested.emit(path, "json")  # File > Export metrics as JSON

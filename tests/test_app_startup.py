@@ -32,20 +32,36 @@ ROOT = Path(__file__).resolve().parents[1]
 TYPED = "Please say hello in five words."
 
 
-def run_app(case: str, tmp_path: Path, *app_args: str, settings: dict[str, Any] | None = None,
-            app_settings: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> dict[str, Any]:
+def run_app(
+    case: str,
+    tmp_path: Path,
+    *app_args: str,
+    settings: dict[str, Any] | None = None,
+    app_settings: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> dict[str, Any]:
     config = tmp_path / "config" / "conversimple-studio"
     config.mkdir(parents=True, exist_ok=True)
     (config / "settings.json").write_text(json.dumps({"server": {"port": 0}, **(settings or {})}))
     if app_settings is not None:
         (config / "app.json").write_text(json.dumps(app_settings))
     out = tmp_path / "seen.json"
-    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-                   "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "tests.test_app_startup", case, "--out", str(out),
-                           "--app-args", json.dumps(app_args)],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
+    environment = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CONVERSIMPLE_DATA_DIR": str(tmp_path / "data"),
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.test_app_startup", case, "--out", str(out), "--app-args", json.dumps(app_args)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0 and out.exists(), f"driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
     seen: dict[str, Any] = json.loads(out.read_text())
     assert not seen.get("failure"), f"{seen['failure']}\n{json.dumps(seen, indent=1)}"
@@ -88,8 +104,9 @@ def test_a_model_that_is_not_installed_is_explained(tmp_path: Path, kind: str, s
     assert seen["explained_s"] < 30  # the failing engine does not wait for the others
     # The status bar keeps saying so (the engines still loading never report done), and the engines
     # that did load are closed: no llama.cpp process runs on, unused, beside the failed one.
-    assert (seen["label_later"], seen["progress_later"]) == ("Engines failed to load: calls are unavailable",
-                                                             False), seen
+    assert (seen["label_later"], seen["progress_later"]) == ("Engines failed to load: calls are unavailable", False), (
+        seen
+    )
     assert not any("llama_server" in c for c in seen["children"]), seen["children"]
 
 
@@ -118,8 +135,13 @@ def test_an_input_wav_given_to_the_app_is_the_next_call_s_microphone(tmp_path: P
 
 @pytest.mark.slow
 def test_a_call_without_its_microphone_goes_on_in_text(pulse_env: PulseEnv, tmp_path: Path) -> None:
-    seen = run_app("text-call", tmp_path, env=pulse_env.env, timeout=240,
-                   app_settings={"input_device": "usb-headset-gone", "output_device": "vspeaker"})
+    seen = run_app(
+        "text-call",
+        tmp_path,
+        env=pulse_env.env,
+        timeout=240,
+        app_settings={"input_device": "usb-headset-gone", "output_device": "vspeaker"},
+    )
     # The call started anyway, without a microphone, and the user is told why and what to do.
     assert seen["call_started"] and seen["source"] is None
     notice = seen["notice"]
@@ -136,12 +158,14 @@ def test_a_call_without_its_microphone_goes_on_in_text(pulse_env: PulseEnv, tmp_
 # --- the driver, in the app's own process ---------------------------------------------------------------
 
 
-
 def _boxes(studio: Any) -> list[Any]:
     from PySide6.QtWidgets import QMessageBox
 
-    return [w for w in studio.app.topLevelWidgets() + studio.window.findChildren(QMessageBox)
-            if isinstance(w, QMessageBox) and w.isVisible()]
+    return [
+        w
+        for w in studio.app.topLevelWidgets() + studio.window.findChildren(QMessageBox)
+        if isinstance(w, QMessageBox) and w.isVisible()
+    ]
 
 
 def _shown(studio: Any, seen: dict[str, Any]) -> None:
@@ -165,8 +189,11 @@ def _shown(studio: Any, seen: dict[str, Any]) -> None:
 
 async def _engines(studio: Any, seen: dict[str, Any]) -> None:
     t0 = time.monotonic()
-    await until(lambda: any("engine" in b.windowTitle() for b in _boxes(studio)) or studio.controller.ready, 90,
-                 "the engines to fail (or load)")
+    await until(
+        lambda: any("engine" in b.windowTitle() for b in _boxes(studio)) or studio.controller.ready,
+        90,
+        "the engines to fail (or load)",
+    )
     seen["explained_s"] = time.monotonic() - t0
     await asyncio.sleep(0.3)  # the event log panel's timer
     _shown(studio, seen)

@@ -62,8 +62,12 @@ def publish_turn(bus: EventBus, turn_id: int = 1) -> None:
     bus.publish(TranscriptFinal(conversation_id=CID, turn_id=turn_id, text="What's the weather in Paris?"))
     bus.publish(
         ToolCallUpdated(
-            conversation_id=CID, turn_id=turn_id, call_id=f"c{turn_id}", name="get_weather",
-            arguments={"city": "Paris"}, status="started",
+            conversation_id=CID,
+            turn_id=turn_id,
+            call_id=f"c{turn_id}",
+            name="get_weather",
+            arguments={"city": "Paris"},
+            status="started",
         )
     )
 
@@ -74,7 +78,9 @@ def test_events_reach_every_panel(wired, qtbot) -> None:  # type: ignore[no-unty
     bus.publish(AgentConnected(customer_id="acme", connection_id="conn-123456789", remote="127.0.0.1"))
     bus.publish(
         ToolsRegistered(
-            customer_id="acme", conversation_id=CID, connection_id="conn-123456789",
+            customer_id="acme",
+            conversation_id=CID,
+            connection_id="conn-123456789",
             tools=({"name": "get_weather", "description": "Weather for a city"},),
         )
     )
@@ -86,19 +92,37 @@ def test_events_reach_every_panel(wired, qtbot) -> None:  # type: ignore[no-unty
 
     bus.publish(
         ToolCallUpdated(
-            conversation_id=CID, turn_id=1, call_id="c1", name="get_weather", arguments={"city": "Paris"},
-            status="done", result={"temp_c": 21}, duration_s=0.25,
+            conversation_id=CID,
+            turn_id=1,
+            call_id="c1",
+            name="get_weather",
+            arguments={"city": "Paris"},
+            status="done",
+            result={"temp_c": 21},
+            duration_s=0.25,
         )
     )
     bus.publish(MetricMeasured(conversation_id=CID, turn_id=1, name="tool_call", value=0.25))
     bus.publish(AgentSpeakingChanged(conversation_id=CID, speaking=True))
     bus.publish(AgentTextDelta(conversation_id=CID, turn_id=1, text="It is 21 degrees in Paris."))
     bus.publish(MetricMeasured(conversation_id=CID, turn_id=1, name="mouth_to_ear", value=1.4))
-    metrics = {"end_of_turn_delay": 0.35, "transcription_delay": 0.5, "llm_ttft": 0.2, "llm_ttfs": 0.3,
-               "tts_ttfb": 0.1, "e2e_latency": 1.2}
+    metrics = {
+        "end_of_turn_delay": 0.35,
+        "transcription_delay": 0.5,
+        "llm_ttft": 0.2,
+        "llm_ttfs": 0.3,
+        "tts_ttfb": 0.1,
+        "e2e_latency": 1.2,
+    }
     bus.publish(
-        TurnCompleted(conversation_id=CID, turn_id=1, user_text="What's the weather in Paris?",
-                      agent_text="It is 21 degrees in Paris.", interrupted=False, metrics=metrics)
+        TurnCompleted(
+            conversation_id=CID,
+            turn_id=1,
+            user_text="What's the weather in Paris?",
+            agent_text="It is 21 degrees in Paris.",
+            interrupted=False,
+            metrics=metrics,
+        )
     )
     qtbot.waitUntil(lambda: panels.tool_calls.row_texts()[0][2] == "done", timeout=2000)
     row = panels.tool_calls.row_texts()[0]

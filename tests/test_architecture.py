@@ -156,8 +156,9 @@ def test_app_uses_no_platform_internals(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)}:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("line", ["platform.engines.synthesize('hi')", "self.platform.gateway.agents()",
-                                  "x = self._platform.calls"])
+@pytest.mark.parametrize(
+    "line", ["platform.engines.synthesize('hi')", "self.platform.gateway.agents()", "x = self._platform.calls"]
+)
 def test_the_internals_check_catches(line: str) -> None:
     assert platform_internals_used(line)
 
@@ -253,11 +254,18 @@ LAYER_RULES: tuple[tuple[str, str, str], ...] = (
     ("platform_core.server", "platform_core.platform", "the server is a part the platform assembles"),
     ("platform_core", "platform_core.cli", "the command line only parses arguments and prints: nothing builds on it"),
     # Inside the voice loop a stage holds the next stage's small interface, never its owner.
-    *((f"platform_core.pipeline.{stage}", "platform_core.pipeline.conversation",
-       "a voice-loop stage reports through its hooks, it does not reach into the conversation")
-      for stage in ("listener", "playback", "responder", "turn", "turns", "sentences", "tool_choice", "tools")),
-    *((f"platform_core.pipeline.{stage}", "platform_core.transport", "only the conversation meets the transport")
-      for stage in ("listener", "playback", "responder", "turn", "turns")),
+    *(
+        (
+            f"platform_core.pipeline.{stage}",
+            "platform_core.pipeline.conversation",
+            "a voice-loop stage reports through its hooks, it does not reach into the conversation",
+        )
+        for stage in ("listener", "playback", "responder", "turn", "turns", "sentences", "tool_choice", "tools")
+    ),
+    *(
+        (f"platform_core.pipeline.{stage}", "platform_core.transport", "only the conversation meets the transport")
+        for stage in ("listener", "playback", "responder", "turn", "turns")
+    ),
     ("platform_core", "app", "the platform runs headless, without the desktop app"),
     ("agent_sdk", "app", "agents run without the desktop app"),
     ("agent_sdk", "platform_core", "agents talk to the platform over the wire protocol only"),
@@ -267,10 +275,17 @@ LAYER_EXCEPTIONS: tuple[tuple[str, str, str], ...] = (
     ("agent_sdk", "platform_core.protocol", "the wire constants both sides speak, defined once; it imports nothing"),
 )
 # The foundations every layer may use; they import nothing of the project's but one another.
-FOUNDATIONS = frozenset({
-    "platform_core.errors", "platform_core.protocol", "platform_core.events", "platform_core.audio",
-    "platform_core.config", "platform_core.files", "platform_core.resources",
-})
+FOUNDATIONS = frozenset(
+    {
+        "platform_core.errors",
+        "platform_core.protocol",
+        "platform_core.events",
+        "platform_core.audio",
+        "platform_core.config",
+        "platform_core.files",
+        "platform_core.resources",
+    }
+)
 Graph = dict[str, set[str]]
 
 

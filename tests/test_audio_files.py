@@ -45,12 +45,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(None, "no such file"), (b"plain text, not audio\n", "not a readable audio file"),
-     (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x55\x55\x01\x00", "not a readable audio file")],
+    [
+        (None, "no such file"),
+        (b"plain text, not audio\n", "not a readable audio file"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x55\x55\x01\x00", "not a readable audio file"),
+    ],
     ids=["missing", "not-audio", "unknown-wav-codec"],
 )
-def test_unreadable_files_are_named_with_the_formats_that_work(tmp_path: Path, content: bytes | None,
-                                                               expected: str) -> None:
+def test_unreadable_files_are_named_with_the_formats_that_work(
+    tmp_path: Path, content: bytes | None, expected: str
+) -> None:
     path = tmp_path / "in.wav"
     if content is not None:
         path.write_bytes(content)

@@ -60,8 +60,12 @@ def test_tracker_waits_for_turns_agent_and_quiet() -> None:
     assert not settled(20.0, 5.0)  # turn 1 open, agent speaking
     tracker.on_event(AgentSpeakingChanged(conversation_id="c", speaking=False), 12.0)
     tracker.on_event(AgentTextDelta(conversation_id="c", turn_id=1, text="Hello."), 12.05)  # text: no activity
-    tracker.on_event(TurnCompleted(conversation_id="c", turn_id=1, user_text="hi", agent_text="Hello.",
-                                   interrupted=False, metrics={}), 12.1)
+    tracker.on_event(
+        TurnCompleted(
+            conversation_id="c", turn_id=1, user_text="hi", agent_text="Hello.", interrupted=False, metrics={}
+        ),
+        12.1,
+    )
     assert not settled(12.5, 5.0)  # not quiet for 1 s yet
     assert not settled(13.5, 1.0)  # VAD tail not over
     assert settled(13.5, 5.0)
@@ -106,10 +110,23 @@ async def test_paced_track_plays_in_real_time_then_silence() -> None:
 def test_format_report_is_short_and_readable() -> None:
     metrics = dict.fromkeys(("end_of_turn_delay", "e2e_latency"), 0.5)
     report = {
-        "conversation_id": "c1", "status": "ok", "call_duration_s": 9.5, "ended_reason": "caller hung up",
-        "turns": [{"turn_id": 1, "user_text": "hi", "agent_text": "hello", "interrupted": False,
-                   "tool_calls": [{"name": "get_weather", "status": "done"}], "metrics": metrics}],
-        "summary": {"e2e_latency": percentile_summary([0.5])}, "notes": [], "errors": [],
+        "conversation_id": "c1",
+        "status": "ok",
+        "call_duration_s": 9.5,
+        "ended_reason": "caller hung up",
+        "turns": [
+            {
+                "turn_id": 1,
+                "user_text": "hi",
+                "agent_text": "hello",
+                "interrupted": False,
+                "tool_calls": [{"name": "get_weather", "status": "done"}],
+                "metrics": metrics,
+            }
+        ],
+        "summary": {"e2e_latency": percentile_summary([0.5])},
+        "notes": [],
+        "errors": [],
     }
     text = format_report(report)
     assert "get_weather:done" in text and "e2e_latency" in text and "0.500" in text
@@ -129,9 +146,17 @@ def test_call_exit_code_is_non_zero_when_the_call_failed() -> None:
 
 def test_call_cli_exits_non_zero_without_a_platform() -> None:
     proc = subprocess.run(
-        [str(VENV_BIN / "conversimple-platform"), "call", "--url", f"http://127.0.0.1:{_free_port()}",
-         "--text", "hello"],
-        capture_output=True, text=True, timeout=60,
+        [
+            str(VENV_BIN / "conversimple-platform"),
+            "call",
+            "--url",
+            f"http://127.0.0.1:{_free_port()}",
+            "--text",
+            "hello",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == EXIT_CALL_FAILED, proc.stdout + proc.stderr
     assert "cannot reach the platform" in proc.stderr
@@ -149,7 +174,9 @@ async def test_a_server_without_call_endpoint_is_a_clear_error(tmp_path: Path) -
     server = await asyncio.to_thread(
         subprocess.Popen,
         [str(VENV_BIN / "python"), "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(50):
@@ -201,9 +228,23 @@ async def test_typed_turn_via_cli(platform_url: str, tmp_path: Path) -> None:
     report_path = tmp_path / "r.json"
     proc = await asyncio.to_thread(
         subprocess.run,
-        [str(VENV_BIN / "conversimple-platform"), "call", "--url", platform_url, "--api-key", API_KEY,
-         "--text", "Say hello in five words.", "--report", str(report_path), "--output", str(tmp_path / "o.wav")],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(VENV_BIN / "conversimple-platform"),
+            "call",
+            "--url",
+            platform_url,
+            "--api-key",
+            API_KEY,
+            "--text",
+            "Say hello in five words.",
+            "--report",
+            str(report_path),
+            "--output",
+            str(tmp_path / "o.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(report_path.read_text())

@@ -30,8 +30,27 @@ TONE_HZ = 1000
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tone") / "tone.wav"
-    subprocess.run(["sox", "-V1", "-n", "-r", "22050", "-c", "1", "-b", "16", str(path),
-                    "synth", "1.0", "sine", str(TONE_HZ), "vol", "0.5"], check=True)
+    subprocess.run(
+        [
+            "sox",
+            "-V1",
+            "-n",
+            "-r",
+            "22050",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(path),
+            "synth",
+            "1.0",
+            "sine",
+            str(TONE_HZ),
+            "vol",
+            "0.5",
+        ],
+        check=True,
+    )
     return path
 
 
@@ -39,8 +58,7 @@ def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("rate", "channels", "bits"),
     [(8000, 1, 16), (44100, 2, 16), (16000, 1, 24), (48000, 2, 32), (11025, 1, 8)],
 )
-def test_common_wav_variants_become_48k_mono(tone: Path, tmp_path: Path, rate: int, channels: int,
-                                             bits: int) -> None:
+def test_common_wav_variants_become_48k_mono(tone: Path, tmp_path: Path, rate: int, channels: int, bits: int) -> None:
     variant = sox(tone, tmp_path / "v.wav", rate=rate, channels=channels, bits=bits)
     samples = read_audio(variant)
     assert samples.dtype == np.int16
@@ -53,9 +71,11 @@ def test_common_wav_variants_become_48k_mono(tone: Path, tmp_path: Path, rate: i
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"this is a text file, not audio\n", "not a readable audio file"),
-     (b"", "not a readable audio file"),
-     (None, "no such file")],
+    [
+        (b"this is a text file, not audio\n", "not a readable audio file"),
+        (b"", "not a readable audio file"),
+        (None, "no such file"),
+    ],
 )
 def test_unusable_files_are_named_with_a_remedy(tmp_path: Path, content: bytes | None, expected: str) -> None:
     path = tmp_path / "in.wav"
@@ -79,7 +99,9 @@ def test_cli_refuses_non_audio_before_calling(tmp_path: Path) -> None:
     bad.write_text("hello")
     proc = subprocess.run(
         [str(VENV_BIN / "conversimple-platform"), "call", "--url", "http://127.0.0.1:9", "--input", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == EXIT_BAD_INPUT
     assert "notes.wav is not a readable audio file" in proc.stderr
@@ -95,9 +117,21 @@ def test_silence_only_is_zero_turns_and_a_note(platform_url: str, tmp_path: Path
     subprocess.run(["sox", "-V1", "-n", "-r", "16000", "-c", "1", str(silence), "trim", "0", "3"], check=True)
     report_path = tmp_path / "r.json"
     proc = subprocess.run(
-        [str(VENV_BIN / "conversimple-platform"), "call", "--url", platform_url, "--api-key", API_KEY,
-         "--input", str(silence), "--report", str(report_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(VENV_BIN / "conversimple-platform"),
+            "call",
+            "--url",
+            platform_url,
+            "--api-key",
+            API_KEY,
+            "--input",
+            str(silence),
+            "--report",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(report_path.read_text())
@@ -107,8 +141,7 @@ def test_silence_only_is_zero_turns_and_a_note(platform_url: str, tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (44100, 2)])
-async def test_resampled_speech_is_understood(platform_url: str, tmp_path: Path, rate: int,
-                                              channels: int) -> None:
+async def test_resampled_speech_is_understood(platform_url: str, tmp_path: Path, rate: int, channels: int) -> None:
     speech = speak("What time is it in London?", tmp_path / "q.wav", pad_before=0.5)
     variant = sox(speech, tmp_path / f"q_{rate}_{channels}.wav", rate=rate, channels=channels)
     report = await place_call(platform_url, None, variant, api_key=API_KEY)
@@ -124,12 +157,15 @@ async def test_sixty_second_monologue(platform_url: str, tmp_path: Path) -> None
     sentence = speak(
         "I would like to tell you about my trip through the mountains, where the weather changed "
         "every hour and the trains were always late, but the views were worth every minute",
-        tmp_path / "s.wav", pad_before=0.0, pad_after=0.15,
+        tmp_path / "s.wav",
+        pad_before=0.0,
+        pad_after=0.15,
     )
     monologue = tmp_path / "monologue.wav"
     repeats = int(np.ceil(60 / (read_audio(sentence).size / SAMPLE_RATE)))
     await asyncio.to_thread(
-        subprocess.run, ["sox", "-V1", *[str(sentence)] * repeats, str(monologue), "trim", "0", "60"], check=True)
+        subprocess.run, ["sox", "-V1", *[str(sentence)] * repeats, str(monologue), "trim", "0", "60"], check=True
+    )
     report = await place_call(platform_url, None, monologue, api_key=API_KEY)
     assert report["status"] == "ok", report["notes"]
     assert report["input_duration_s"] == pytest.approx(60, abs=0.1)

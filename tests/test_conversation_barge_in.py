@@ -25,8 +25,9 @@ async def test_caller_interrupts_a_long_answer() -> None:
     mic = PacedAudioTrack()  # silent until the test makes it say something
     client = CallClient(platform.url, source=mic)
     generated: list[str] = []
-    platform.bus.subscribe(lambda e: generated.append(e.text)
-                           if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None)
+    platform.bus.subscribe(
+        lambda e: generated.append(e.text) if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None
+    )
     try:
         async with platform.bus.stream() as events:
             conversation_id = await client.connect()
@@ -40,8 +41,9 @@ async def test_caller_interrupts_a_long_answer() -> None:
             mic.say(speak("Stop. What time is it?"))
             barge_in_delay = None
             while True:
-                event = await events.next_matching(lambda e: mine(TurnCompleted)(e) or mine(MetricMeasured)(e),
-                                                   timeout=30)
+                event = await events.next_matching(
+                    lambda e: mine(TurnCompleted)(e) or mine(MetricMeasured)(e), timeout=30
+                )
                 if isinstance(event, MetricMeasured) and event.name == "barge_in_delay":
                     barge_in_delay = event.value
                 if isinstance(event, TurnCompleted) and event.turn_id == 1:

@@ -41,8 +41,10 @@ E = TypeVar("E", bound=Event)
 
 QUESTION, STOP = 8000, 16000  # amplitudes of the caller's two utterances (ScriptedStt's keys)
 TEXTS = {QUESTION: "Tell me a story.", STOP: "Stop."}
-STORY = ("Once upon a time a dragon lived in a cave by the sea. Every night it sang to the stars. "
-         "A brave knight heard the song and came to listen.")
+STORY = (
+    "Once upon a time a dragon lived in a cave by the sea. Every night it sang to the stars. "
+    "A brave knight heard the song and came to listen."
+)
 
 
 def utterance(amplitude: int, speech_s: float = 0.6) -> np.ndarray:
@@ -90,12 +92,20 @@ class LiveCall:
 
 
 @asynccontextmanager
-async def live_call(engines: Engines, cfg: PlatformConfig | None = None, router: ToolRouter | None = None,
-                    agent_id: str | None = None) -> AsyncIterator[LiveCall]:
+async def live_call(
+    engines: Engines, cfg: PlatformConfig | None = None, router: ToolRouter | None = None, agent_id: str | None = None
+) -> AsyncIterator[LiveCall]:
     bus = EventBus()
     bus.bind_loop(asyncio.get_running_loop())
-    conversation = Conversation(conversation_id="conv_logic", agent_id=agent_id, customer_id="default",
-                                engines=engines, router=router or NoTools(), bus=bus, config=cfg or config())
+    conversation = Conversation(
+        conversation_id="conv_logic",
+        agent_id=agent_id,
+        customer_id="default",
+        engines=engines,
+        router=router or NoTools(),
+        bus=bus,
+        config=cfg or config(),
+    )
     call = LiveCall(conversation, PacedAudioTrack())
     bus.subscribe(lambda event: call.events.append((time.monotonic(), event)))
     conversation.attach_caller(call.mic)
@@ -164,8 +174,12 @@ async def test_barge_in_cuts_the_audio_and_keeps_only_the_played_words() -> None
     assert cut.interrupted and not second.interrupted
     heard, story = cut.agent_text.split(), STORY.split()
     assert 0 < len(heard) < len(story) and story[: len(heard)] == heard
-    assert history == [ChatMessage("user", TEXTS[QUESTION]), ChatMessage("assistant", cut.agent_text),
-                       ChatMessage("user", TEXTS[STOP]), ChatMessage("assistant", "Stopped.")]
+    assert history == [
+        ChatMessage("user", TEXTS[QUESTION]),
+        ChatMessage("assistant", cut.agent_text),
+        ChatMessage("user", TEXTS[STOP]),
+        ChatMessage("assistant", "Stopped."),
+    ]
     assert len(delay) == 1 and 0 < delay[0].value < 0.3 and cut.metrics["barge_in_delay"] == delay[0].value
     after_cut = [audible for t, audible in call.agent_audio if cut_at + 0.05 < t < second_started_at]
     assert after_cut and not any(after_cut), "the agent's audio stopped at the cut"
@@ -175,8 +189,11 @@ async def test_a_barge_in_between_two_clauses_is_measured() -> None:
     """Synthesis slower than playback leaves the queue empty between clauses; the caller speaking
     then still interrupts the answer, and the delay is measured (it used to be missing, read as 0)."""
     stt = ScriptedStt(TEXTS)
-    llm = ScriptedLlm(reply=lambda messages: "Hello there. How are you? Fine, thanks."
-                      if messages[-1].content == TEXTS[QUESTION] else "Stopped.")
+    llm = ScriptedLlm(
+        reply=lambda messages: (
+            "Hello there. How are you? Fine, thanks." if messages[-1].content == TEXTS[QUESTION] else "Stopped."
+        )
+    )
     tts = WordTts(delay_s=1.0)  # two words (0.3 s of audio) take 1 s to synthesize
     async with live_call(scripted_engines(stt, llm, tts)) as call:
         call.mic.say(utterance(QUESTION))
@@ -222,8 +239,9 @@ class ScriptedRouter:
             await asyncio.sleep(0.01)
         return self.tools_for(conversation_id)
 
-    async def call_tool(self, conversation_id: str, name: str, arguments: dict[str, Any], *,
-                        turn_id: int | None = None) -> ToolOutcome:
+    async def call_tool(
+        self, conversation_id: str, name: str, arguments: dict[str, Any], *, turn_id: int | None = None
+    ) -> ToolOutcome:
         self.calls.append(name)
         await asyncio.sleep(self.call_s)
         return ToolOutcome(f"call_{len(self.calls)}", name, arguments, "done", result="9 to 5")
@@ -273,7 +291,7 @@ async def test_hanging_up_mid_answer_cancels_it() -> None:
         assert tts.spoken == spoken, "nothing more was synthesized"
         completed = await call.wait_for(TurnCompleted, turn_id=1)
         ended = await call.wait_for(ConversationStateChanged, state="ended")
-        after = [e for _, e in call.events[[e for _, e in call.events].index(ended) + 1:]]
+        after = [e for _, e in call.events[[e for _, e in call.events].index(ended) + 1 :]]
     assert completed.interrupted and STORY.startswith(completed.agent_text)
     assert llm.abandoned == 1, "the LLM's stream was closed mid-answer"
     assert ended.reason == "hung up" and not after, after

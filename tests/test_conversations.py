@@ -33,8 +33,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 HOTEL = AgentProfile(
     # A fact only this prompt has; the 0.5B model repeats it reliably (the default agent guesses "cafeteria").
-    system_prompt=("You are the front desk of the Seaside Hotel. Answer in one short spoken sentence. "
-                   "Breakfast is served in the Coral Room."),
+    system_prompt=(
+        "You are the front desk of the Seaside Hotel. Answer in one short spoken sentence. "
+        "Breakfast is served in the Coral Room."
+    ),
     greeting="Welcome to the Seaside Hotel.",
 )
 
@@ -47,19 +49,27 @@ class Served:
     conversations: dict[str, Conversation] = field(default_factory=dict)  # kept after the call ends
 
     def states(self, conversation_id: str) -> list[ConversationStateChanged]:
-        return [e for e in self.events
-                if isinstance(e, ConversationStateChanged) and e.conversation_id == conversation_id]
+        return [
+            e for e in self.events if isinstance(e, ConversationStateChanged) and e.conversation_id == conversation_id
+        ]
 
     def index(self, conversation_id: str, kind: type[Event], **match: Any) -> int:
         """Position on the bus of the first `kind` event of the conversation with these fields."""
-        return next(i for i, e in enumerate(self.events)
-                    if isinstance(e, kind) and getattr(e, "conversation_id", None) == conversation_id
-                    and all(getattr(e, k) == v for k, v in match.items()))
+        return next(
+            i
+            for i, e in enumerate(self.events)
+            if isinstance(e, kind)
+            and getattr(e, "conversation_id", None) == conversation_id
+            and all(getattr(e, k) == v for k, v in match.items())
+        )
 
     def prompts_with(self, text: str) -> list[list[ChatMessage]]:
         """The answer prompts (the system prompt first) in which the caller said `text`."""
-        return [p for p in self.prompts if p and p[0].role == "system"
-                and any(m.role == "user" and m.content == text for m in p)]
+        return [
+            p
+            for p in self.prompts
+            if p and p[0].role == "system" and any(m.role == "user" and m.content == text for m in p)
+        ]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -107,7 +117,7 @@ async def test_the_bus_follows_a_call_from_connecting_to_active_to_ended(served:
     # The turn ran while the conversation was active, and nothing of it came after the end.
     active, ended = served.events.index(states[1]), served.events.index(states[2])
     assert active < served.index(cid, TurnStarted) < served.index(cid, TurnCompleted) < ended
-    after = [e for e in served.events[ended + 1:] if getattr(e, "conversation_id", None) == cid]
+    after = [e for e in served.events[ended + 1 :] if getattr(e, "conversation_id", None) == cid]
     assert not after, after
     assert cid not in served.platform.calls
 
@@ -124,7 +134,8 @@ async def test_concurrent_calls_are_separate_conversations(served: Served) -> No
             call_a = asyncio.ensure_future(place_call(url, None, text=question_a, api_key=api_key(served)))
             await b.send_text(question_b)
             b_done = await events.next_matching(
-                lambda e: isinstance(e, TurnCompleted) and e.conversation_id == b_id, timeout=120)
+                lambda e: isinstance(e, TurnCompleted) and e.conversation_id == b_id, timeout=120
+            )
             report_a = await call_a
         assert isinstance(b_done, TurnCompleted)
         a_id = report_a["conversation_id"]
@@ -142,8 +153,9 @@ async def test_concurrent_calls_are_separate_conversations(served: Served) -> No
         assert [e.user_text for e in b_events if isinstance(e, TurnCompleted)] == [question_b]
         assert {getattr(e, "conversation_id", None) for e in b_events} == {b_id}
         # Each conversation's history, and each prompt the LLM answered, holds only its own caller's words.
-        history = {cid: [m.content for m in served.conversations[cid].history if m.role == "user"]
-                   for cid in (a_id, b_id)}
+        history = {
+            cid: [m.content for m in served.conversations[cid].history if m.role == "user"] for cid in (a_id, b_id)
+        }
         assert history == {a_id: [question_a], b_id: [question_b]}
         for mine, theirs in ((question_a, question_b), (question_b, question_a)):
             prompts = served.prompts_with(mine)
@@ -169,12 +181,12 @@ async def test_concurrent_calls_are_separate_conversations(served: Served) -> No
     assert b_states[-1].reason == reason == "caller hung up"
 
 
-async def test_an_agent_greets_first_and_answers_with_its_own_system_prompt(
-        served: Served, tmp_path: Path) -> None:
+async def test_an_agent_greets_first_and_answers_with_its_own_system_prompt(served: Served, tmp_path: Path) -> None:
     question = "Where is breakfast served?"
     answer_wav = tmp_path / "answer.wav"
-    report = await place_call(served.platform.url, "hotel", text=question, output_wav=answer_wav,
-                              api_key=api_key(served))
+    report = await place_call(
+        served.platform.url, "hotel", text=question, output_wav=answer_wav, api_key=api_key(served)
+    )
     cid = report["conversation_id"]
     assert [s.agent_id for s in served.states(cid)] == ["hotel"] * 3
 
@@ -182,7 +194,10 @@ async def test_an_agent_greets_first_and_answers_with_its_own_system_prompt(
     prompts = served.prompts_with(question)
     assert prompts, served.prompts
     assert [(m.role, m.content) for m in prompts[-1]] == [
-        ("system", HOTEL.system_prompt), ("assistant", HOTEL.greeting), ("user", question)]
+        ("system", HOTEL.system_prompt),
+        ("assistant", HOTEL.greeting),
+        ("user", question),
+    ]
     history = served.conversations[cid].history
     assert (history[0].role, history[0].content) == ("assistant", HOTEL.greeting)
     # Transcripts (the app's, the recordings') learn of it from the bus, as turn 0's agent text.

@@ -18,8 +18,18 @@ from platform_core.platform import PlatformError
 from platform_core.transport.client import CallError
 from platform_core.transport.wav_source import AudioFileError
 
-ALL = [EngineUnavailable, LLMError, ModelError, ConversionError, PlatformError, CallError, AudioFileError,
-       AudioDeviceError, RecordingError, SpecError]
+ALL = [
+    EngineUnavailable,
+    LLMError,
+    ModelError,
+    ConversionError,
+    PlatformError,
+    CallError,
+    AudioFileError,
+    AudioDeviceError,
+    RecordingError,
+    SpecError,
+]
 
 
 @pytest.mark.parametrize("error_type", ALL, ids=lambda t: t.__name__)
@@ -31,11 +41,20 @@ def test_every_error_has_a_message_and_a_hint(error_type: type[StudioError]) -> 
     assert str(error_type("no hint here")) == "no hint here"
 
 
-@pytest.mark.parametrize(("error_type", "base"), [
-    (EngineUnavailable, RuntimeError), (LLMError, RuntimeError), (ModelError, RuntimeError),
-    (PlatformError, RuntimeError), (CallError, RuntimeError), (AudioFileError, ValueError),
-    (ConversionError, ValueError), (SpecError, ValueError),
-], ids=lambda t: t.__name__)
+@pytest.mark.parametrize(
+    ("error_type", "base"),
+    [
+        (EngineUnavailable, RuntimeError),
+        (LLMError, RuntimeError),
+        (ModelError, RuntimeError),
+        (PlatformError, RuntimeError),
+        (CallError, RuntimeError),
+        (AudioFileError, ValueError),
+        (ConversionError, ValueError),
+        (SpecError, ValueError),
+    ],
+    ids=lambda t: t.__name__,
+)
 def test_errors_keep_the_builtin_base_callers_catch(error_type: type[StudioError], base: type[Exception]) -> None:
     assert issubclass(error_type, base)
 
@@ -48,8 +67,11 @@ def test_model_errors_are_not_engine_errors() -> None:
 def test_a_protocol_error_names_its_code() -> None:
     error = ProtocolError("not_joined", "join the channel first")
     assert isinstance(error, StudioError)
-    assert (error.code, error.detail, str(error)) == ("not_joined", "join the channel first",
-                                                       "not_joined: join the channel first")
+    assert (error.code, error.detail, str(error)) == (
+        "not_joined",
+        "join the channel first",
+        "not_joined: join the channel first",
+    )
 
 
 def test_events_with_a_hint_print_like_errors() -> None:

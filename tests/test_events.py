@@ -20,16 +20,34 @@ SAMPLES: list[ev.Event] = [
     ev.TranscriptFinal(conversation_id=CID, turn_id=1, text="What's the weather?"),
     ev.AgentTextDelta(conversation_id=CID, turn_id=1, text="It is sunny."),
     ev.AgentSpeakingChanged(conversation_id=CID, speaking=False),
-    ev.TurnCompleted(conversation_id=CID, turn_id=1, user_text="What's the weather?", agent_text="It is sunny.",
-                     interrupted=False, metrics={"e2e_latency": 1.25, "tool_choice": None}),
+    ev.TurnCompleted(
+        conversation_id=CID,
+        turn_id=1,
+        user_text="What's the weather?",
+        agent_text="It is sunny.",
+        interrupted=False,
+        metrics={"e2e_latency": 1.25, "tool_choice": None},
+    ),
     ev.MetricMeasured(conversation_id=CID, turn_id=1, name="mouth_to_ear", value=1.5),
-    ev.ToolCallUpdated(conversation_id=CID, turn_id=1, call_id="c1", name="get_weather",
-                       arguments={"city": "Paris"}, status="done", result={"sky": "sunny", "temp": [20, 21]},
-                       error=None, duration_s=0.2),
+    ev.ToolCallUpdated(
+        conversation_id=CID,
+        turn_id=1,
+        call_id="c1",
+        name="get_weather",
+        arguments={"city": "Paris"},
+        status="done",
+        result={"sky": "sunny", "temp": [20, 21]},
+        error=None,
+        duration_s=0.2,
+    ),
     ev.AgentConnected(customer_id="acme", connection_id="x1", remote="127.0.0.1:5000"),
     ev.AgentDisconnected(customer_id="acme", connection_id="x1", reason="closed"),
-    ev.ToolsRegistered(customer_id="acme", conversation_id=CID, connection_id="x1",
-                       tools=({"name": "get_weather", "parameters": {"type": "object"}},)),
+    ev.ToolsRegistered(
+        customer_id="acme",
+        conversation_id=CID,
+        connection_id="x1",
+        tools=({"name": "get_weather", "parameters": {"type": "object"}},),
+    ),
     ev.EngineProgress(component="llm", message="loading", fraction=0.5, done=False),
     ev.ErrorOccurred(where="llm", message="down", hint="restart it", conversation_id=CID),
     ev.LoopStall(duration_s=0.3, where="engines.py:12", on_cpu_s=0.1, waiting_for_cpu_s=0.05),
@@ -52,8 +70,17 @@ def test_from_json_skips_what_it_cannot_type() -> None:
     assert ev.from_json({"kind": "FromTheFuture", "t": 1}) is None  # a newer version wrote it
     assert ev.from_json({"kind": "TurnStarted", "t": 1, "conversation_id": CID}) is None  # fields missing
     assert ev.from_json({"t": 1}) is None
-    newer = ev.from_json({"kind": "ToolsRegistered", "t": 1, "customer_id": "a", "conversation_id": "c",
-                          "connection_id": "x", "tools": [{"name": "n"}], "new_field": 1})
+    newer = ev.from_json(
+        {
+            "kind": "ToolsRegistered",
+            "t": 1,
+            "customer_id": "a",
+            "conversation_id": "c",
+            "connection_id": "x",
+            "tools": [{"name": "n"}],
+            "new_field": 1,
+        }
+    )
     assert isinstance(newer, ev.ToolsRegistered) and newer.tools == ({"name": "n"},)
 
 
@@ -63,5 +90,11 @@ def test_metric_registry() -> None:
     assert all(info.name == name and info.label and info.description for name, info in ev.METRICS.items())
     assert ev.LATENCY_STAGES == ("endpointing", "stt", "tool choice", "tools", "llm", "tts", "other", "playout")
     assert [name for name, info in ev.METRICS.items() if info.per_tool_call] == ["tool_call"]
-    assert set(ev.TURN_METRICS) == {"end_of_turn_delay", "transcription_delay", "llm_ttft", "llm_ttfs",
-                                    "tts_ttfb", "e2e_latency"}
+    assert set(ev.TURN_METRICS) == {
+        "end_of_turn_delay",
+        "transcription_delay",
+        "llm_ttft",
+        "llm_ttfs",
+        "tts_ttfb",
+        "e2e_latency",
+    }

@@ -195,8 +195,7 @@ async def test_a_paused_server_generates_nothing_until_resumed(llm: EmbeddedLlam
     first_delta = asyncio.Event()
 
     async def consume() -> None:
-        async for delta in llm.stream_chat([ChatMessage("user", "Count from one to twenty in words.")],
-                                           max_tokens=60):
+        async for delta in llm.stream_chat([ChatMessage("user", "Count from one to twenty in words.")], max_tokens=60):
             received.append(delta)
             first_delta.set()
 
@@ -291,8 +290,13 @@ def test_the_llm_server_dies_with_the_platform(tmp_path: Path) -> None:
         "    os._exit(9)  # no clean-up: as if the platform crashed\n"
         "asyncio.run(main())\n"
     )
-    parent = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).resolve().parents[1])
+    parent = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert parent.returncode == 9, parent.stderr
     child = int(parent.stdout.strip())
     deadline = time.monotonic() + 10
@@ -311,11 +315,23 @@ async def test_the_smollm2_option_answers() -> None:
         pytest.skip(f"optional model not installed: {exc.hint}")
     await llm.start()
     try:
-        reply = "".join([d async for d in llm.stream_chat(
-            [ChatMessage("user", "What is the capital of France? One word.")], max_tokens=16)])
+        reply = "".join(
+            [
+                d
+                async for d in llm.stream_chat(
+                    [ChatMessage("user", "What is the capital of France? One word.")], max_tokens=16
+                )
+            ]
+        )
         schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        as_json = "".join([d async for d in llm.stream_chat(
-            [ChatMessage("user", "Name a city in JSON.")], json_schema=schema, max_tokens=32)])
+        as_json = "".join(
+            [
+                d
+                async for d in llm.stream_chat(
+                    [ChatMessage("user", "Name a city in JSON.")], json_schema=schema, max_tokens=32
+                )
+            ]
+        )
     finally:
         await llm.aclose()
     assert "paris" in reply.lower(), reply
@@ -349,8 +365,9 @@ class _OllamaStandIn(http.server.BaseHTTPRequestHandler):
             self._reply(404, json.dumps({"error": f"model '{request['model']}' not found"}).encode())
             return
         parts = ["Paris", " is the", " capital."] if request.get("format") is None else ['{"city":', ' "Paris"}']
-        lines = [{"model": request["model"], "message": {"role": "assistant", "content": p}, "done": False}
-                 for p in parts]
+        lines = [
+            {"model": request["model"], "message": {"role": "assistant", "content": p}, "done": False} for p in parts
+        ]
         lines.append({"model": request["model"], "message": {"role": "assistant", "content": ""}, "done": True})
         self._reply(200, "".join(json.dumps(line) + "\n" for line in lines).encode(), "application/x-ndjson")
 

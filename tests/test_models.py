@@ -50,8 +50,9 @@ def test_prepare_command_is_quick_when_ready(capsys: pytest.CaptureFixture[str])
     assert all(f"[{mid}] ok" in out for mid in DEFAULTS)
 
 
-def test_prepare_command_fails_with_the_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_command_fails_with_the_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An empty cache: a developer who once assembled the 1.5B model keeps it in the real one.
     monkeypatch.setenv("CONVERSIMPLE_CACHE_DIR", str(tmp_path))
     assert prepare_main(["qwen2.5-coder-1.5b-instruct"]) == 1
@@ -192,4 +193,3 @@ def test_the_cli_passes_every_prepare_option_through(capsys: pytest.CaptureFixtu
     assert main(["prepare-models", "--install", "smollm2-135m-instruct"]) == 0
     out = capsys.readouterr().out
     assert "installing" not in out and "[smollm2-135m-instruct] ok" in out
-

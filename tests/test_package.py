@@ -27,12 +27,21 @@ CONTENT = b"bundled model bytes"
 
 def _manifest(sha256: str = hashlib.sha256(CONTENT).hexdigest()) -> Any:
     """A model whose registry package is not installed: only the bundle can provide it."""
-    return manifest_from_dict({"models": [{
-        "id": "tiny", "kind": "tts", "default": True, "assembly": "files",
-        "packages": [{"name": "no-such-package-conversimple", "version": "1.0"}],
-        "sources": [{"package": "no-such-package-conversimple", "path": "x/tiny.onnx"}],
-        "outputs": [{"name": "tiny.onnx", "sha256": sha256, "size": len(CONTENT)}],
-    }]})
+    return manifest_from_dict(
+        {
+            "models": [
+                {
+                    "id": "tiny",
+                    "kind": "tts",
+                    "default": True,
+                    "assembly": "files",
+                    "packages": [{"name": "no-such-package-conversimple", "version": "1.0"}],
+                    "sources": [{"package": "no-such-package-conversimple", "path": "x/tiny.onnx"}],
+                    "outputs": [{"name": "tiny.onnx", "sha256": sha256, "size": len(CONTENT)}],
+                }
+            ]
+        }
+    )
 
 
 @pytest.fixture
@@ -71,14 +80,35 @@ def test_model_missing_from_the_bundle_falls_back_to_its_packages(bundle: Path, 
 
 
 def _report(tool_status: str = "done", user_text: str = "What's the weather in San Francisco?") -> dict[str, Any]:
-    metrics = dict.fromkeys(("end_of_turn_delay", "transcription_delay", "llm_ttft", "llm_ttfs", "tts_ttfb",
-                             "e2e_latency", "mouth_to_ear"), 0.5)
-    return {"status": "ok", "call_duration_s": 9.0, "errors": [], "notes": [], "turns": [{
-        "turn_id": 1, "completed": True, "user_text": user_text, "agent_text": "It is sunny and 21 degrees.",
-        "tool_calls": [{"name": "get_weather", "status": tool_status, "arguments": {"location": "San Francisco"},
-                        "result": {"condition": "sunny"}, "error": None, "duration_s": 0.01}],
-        "metrics": metrics,
-    }]}
+    metrics = dict.fromkeys(
+        ("end_of_turn_delay", "transcription_delay", "llm_ttft", "llm_ttfs", "tts_ttfb", "e2e_latency", "mouth_to_ear"),
+        0.5,
+    )
+    return {
+        "status": "ok",
+        "call_duration_s": 9.0,
+        "errors": [],
+        "notes": [],
+        "turns": [
+            {
+                "turn_id": 1,
+                "completed": True,
+                "user_text": user_text,
+                "agent_text": "It is sunny and 21 degrees.",
+                "tool_calls": [
+                    {
+                        "name": "get_weather",
+                        "status": tool_status,
+                        "arguments": {"location": "San Francisco"},
+                        "result": {"condition": "sunny"},
+                        "error": None,
+                        "duration_s": 0.01,
+                    }
+                ],
+                "metrics": metrics,
+            }
+        ],
+    }
 
 
 def _voice(seconds: float, rate: int = 48_000) -> np.ndarray:
@@ -89,7 +119,11 @@ def _voice(seconds: float, rate: int = 48_000) -> np.ndarray:
 def test_self_test_checks_pass_on_a_good_call() -> None:
     stages = check_call(_report(), _voice(1.0), 48_000)
     assert [(s.name, s.ok) for s in stages] == [
-        ("call", True), ("transcript", True), ("tool call", True), ("answer", True), ("metrics", True)
+        ("call", True),
+        ("transcript", True),
+        ("tool call", True),
+        ("answer", True),
+        ("metrics", True),
     ]
 
 
@@ -106,18 +140,28 @@ def test_window_flags_are_not_taken_as_headless_commands() -> None:
 
 
 @pytest.mark.package
-@pytest.mark.skipif(os.environ.get("CONVERSIMPLE_PACKAGE_TEST") != "1",
-                    reason="builds the bundle (minutes): set CONVERSIMPLE_PACKAGE_TEST=1")
+@pytest.mark.skipif(
+    os.environ.get("CONVERSIMPLE_PACKAGE_TEST") != "1",
+    reason="builds the bundle (minutes): set CONVERSIMPLE_PACKAGE_TEST=1",
+)
 @pytest.mark.timeout(3600)
 def test_bundle_builds_and_passes_its_self_test_in_a_clean_environment() -> None:
     """`make package` then the archive's `--self-test` with `env -i` (no venv, no Python, empty HOME)."""
     build = subprocess.run(["make", "package"], cwd=ROOT, capture_output=True, text=True, timeout=3000)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines()
-                   if line.startswith("version = "))
+    version = next(
+        line.split('"')[1]
+        for line in (ROOT / "pyproject.toml").read_text().splitlines()
+        if line.startswith("version = ")
+    )
     archive = ROOT / "dist" / f"conversimple-studio-{version}-linux-x86_64.tar.gz"
-    run = subprocess.run([str(ROOT / "packaging" / "package_test.sh"), str(archive)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(ROOT / "packaging" / "package_test.sh"), str(archive)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     print(run.stdout)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-3000:]
     assert "PASSED" in run.stdout

@@ -81,16 +81,18 @@ async def agent(request: pytest.FixtureRequest, platform: RunningPlatform, tmp_p
     await stop(process)
 
 
-async def call(platform: RunningPlatform, tmp_path: Path, *, text: str | None = None,
-               spoken: str | None = None) -> dict:
+async def call(
+    platform: RunningPlatform, tmp_path: Path, *, text: str | None = None, spoken: str | None = None
+) -> dict:
     wav = speech_wav(tmp_path, spoken) if spoken else None
     report = await place_call(platform.url, "tools", input_wav=wav, text=text, api_key=platform.api_key)
     assert len(report["turns"]) == 1, report
     return report["turns"][0]  # type: ignore[no-any-return]
 
 
-async def test_spoken_weather_question_runs_the_agents_tool(platform: RunningPlatform, agent: int,
-                                                            tmp_path: Path) -> None:
+async def test_spoken_weather_question_runs_the_agents_tool(
+    platform: RunningPlatform, agent: int, tmp_path: Path
+) -> None:
     turn = await call(platform, tmp_path, spoken="What's the weather in San Francisco?")
     assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     weather = turn["tool_calls"][0]
@@ -103,7 +105,8 @@ async def test_spoken_weather_question_runs_the_agents_tool(platform: RunningPla
 
 
 async def test_a_call_without_an_agent_id_finds_its_tool_prompt_already_processed(
-        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    platform: RunningPlatform, agent: int, tmp_path: Path
+) -> None:
     # The customer's agents serve a call placed without an agent id too (the app's default), so the
     # platform processes the tool-choice prompt while the caller is still speaking, not after.
     wav = speech_wav(tmp_path, "What's the weather in Paris?", lead_s=1.5)
@@ -119,8 +122,7 @@ async def test_a_call_without_an_agent_id_finds_its_tool_prompt_already_processe
     assert cached and cached[0] > 150, requests  # the turn's tool choice found ~200 tokens processed
 
 
-async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform, agent: int,
-                                                       tmp_path: Path) -> None:
+async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
     turn = await call(platform, tmp_path, text="What is two plus two?")
     assert turn["tool_calls"] == []
     assert turn["agent_text"]
@@ -128,7 +130,8 @@ async def test_a_request_that_needs_no_tool_calls_none(platform: RunningPlatform
 
 @pytest.mark.behaviour("raises")
 async def test_a_tool_that_raises_is_reported_and_the_agent_still_answers(
-        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    platform: RunningPlatform, agent: int, tmp_path: Path
+) -> None:
     turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
     assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     failed = turn["tool_calls"][0]
@@ -138,7 +141,8 @@ async def test_a_tool_that_raises_is_reported_and_the_agent_still_answers(
 
 @pytest.mark.behaviour("hangs")
 async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
-        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    platform: RunningPlatform, agent: int, tmp_path: Path
+) -> None:
     turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
     assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     slow = turn["tool_calls"][0]
@@ -150,7 +154,8 @@ async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
 
 @pytest.mark.behaviour("dies")
 async def test_an_agent_killed_mid_call_turns_into_an_error_at_once(
-        platform: RunningPlatform, agent: int, tmp_path: Path) -> None:
+    platform: RunningPlatform, agent: int, tmp_path: Path
+) -> None:
     turn = await call(platform, tmp_path, text="What's the weather in San Francisco?")
     assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     killed = turn["tool_calls"][0]
@@ -161,7 +166,7 @@ async def test_an_agent_killed_mid_call_turns_into_an_error_at_once(
 
 # --- agents written with the public conversimple-sdk, unchanged ----------------------------------------
 
-CONVERSIMPLE_AGENT = textwrap.dedent('''
+CONVERSIMPLE_AGENT = textwrap.dedent("""
     import os
     from conversimple import ConversimpleAgent, tool
 
@@ -172,7 +177,7 @@ CONVERSIMPLE_AGENT = textwrap.dedent('''
         @tool("Get the current weather for a location")
         def get_weather(self, location: str) -> dict:
             return {"location": location, "temperature_c": 17, "condition": "foggy", "agent_pid": os.getpid()}
-''')
+""")
 
 
 async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: RunningPlatform, tmp_path: Path) -> None:
@@ -185,9 +190,18 @@ async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: Run
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     dispatcher = await asyncio.to_thread(
         subprocess.Popen,
-        [str(sdk / "bin" / "conversimple-dispatcher"), "--api-key", platform.api_key,
-         "--platform-url", platform.gateway_url, "--search-path", str(agents)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(sdk / "bin" / "conversimple-dispatcher"),
+            "--api-key",
+            platform.api_key,
+            "--platform-url",
+            platform.gateway_url,
+            "--search-path",
+            str(agents),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         await asyncio.sleep(3.0)
@@ -203,12 +217,16 @@ async def test_conversimple_sdk_dispatcher_serves_a_spoken_request(platform: Run
 
 # --- several tools in one turn: a chain, bounded by the step limit ----------------------------------------
 
-CHAIN_AGENT = AGENT_HEADER + WEATHER_TOOLS["works"] + """
+CHAIN_AGENT = (
+    AGENT_HEADER
+    + WEATHER_TOOLS["works"]
+    + """
     @tool
     def lookup_customer(self, id: str) -> dict:
         \"\"\"Look a customer up by id.\"\"\"
         return {"id": id, "name": "Ada Lovelace", "city": "London"}
 """
+)
 
 
 async def test_a_tool_chain_stays_within_the_step_limit(tmp_path: Path) -> None:
@@ -223,8 +241,9 @@ async def test_a_tool_chain_stays_within_the_step_limit(tmp_path: Path) -> None:
     await platform.start()
     process = spawn_agent(write_agent(tmp_path, CHAIN_AGENT), platform.gateway_url, config.server.api_key)
     calls: list[ToolCallUpdated] = []
-    platform.bus.subscribe(lambda e: calls.append(e) if isinstance(e, ToolCallUpdated) and e.status != "started"
-                           else None)
+    platform.bus.subscribe(
+        lambda e: calls.append(e) if isinstance(e, ToolCallUpdated) and e.status != "started" else None
+    )
     try:
         await asyncio.sleep(2.0)
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""

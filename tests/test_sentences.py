@@ -119,10 +119,14 @@ def test_a_long_first_sentence_is_cut_before_a_phrase_word() -> None:
     # Words after a comma too short to cut at still count, and so do words after an initial.
     assert split_clauses("Sure, I'd be happy to book it for you.") == ["Sure, I'd be happy", "to book it for you."]
     assert split_clauses('"Space Odyssey" by James H. Miller is a classic.') == [
-        '"Space Odyssey" by James H. Miller', "is a classic."]
+        '"Space Odyssey" by James H. Miller',
+        "is a classic.",
+    ]
     assert split_clauses("Sure, here's a joke: why did it cross?") == ["Sure, here's a joke:", "why did it cross?"]
     assert split_clauses("Romeo and Juliet were written by William Shakespeare.") == [
-        "Romeo and Juliet were written", "by William Shakespeare."]
+        "Romeo and Juliet were written",
+        "by William Shakespeare.",
+    ]
     assert split_clauses("The weather in San Francisco is sunny with a mild breeze today. It is warm.") == [
         "The weather in San Francisco",
         "is sunny with a mild breeze today.",

@@ -16,7 +16,10 @@ def test_serve_on_a_port_in_use_exits_with_a_message_naming_it() -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "platform_core.cli.main", "serve", "--port", str(port)],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     error = result.stderr.strip().splitlines()

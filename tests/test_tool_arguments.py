@@ -58,8 +58,16 @@ def test_each_problem_is_named(arguments: object, problem: str) -> None:
 
 
 def test_valid_arguments_have_no_problems() -> None:
-    valid = {"hour": 7, "minutes": 30.5, "mode": "radio", "snooze": False, "label": None, "kind": "alarm",
-             "tags": [], "anything": object()}  # an unknown type keyword is not a reason to refuse
+    valid = {
+        "hour": 7,
+        "minutes": 30.5,
+        "mode": "radio",
+        "snooze": False,
+        "label": None,
+        "kind": "alarm",
+        "tags": [],
+        "anything": object(),
+    }  # an unknown type keyword is not a reason to refuse
     assert argument_problems(ALARM, valid) == []
     assert argument_problems(ALARM, {"hour": 7, "minutes": 30}) == []  # an integer is a number
     assert argument_problems(OPEN, {"location": "Rome", "units": "metric"}) == []  # extras allowed here
@@ -88,8 +96,9 @@ def test_the_gateway_refuses_what_the_check_rejects_before_reaching_the_agent() 
     core.receive(conn, _frame("register_conversation_tools", {"conversation_id": "c1", "tools": tools}), 0.0)
     outcome, effects = core.start_call("c1", "set_alarm", {"hour": 7, "mode": "siren"}, None, 0.0)
     assert isinstance(outcome, ToolOutcome) and outcome.status == "error"
-    assert outcome.error == ("invalid arguments for set_alarm: "
-                             "argument 'mode' must be one of ['beep', 'radio'], got 'siren'")
+    assert outcome.error == (
+        "invalid arguments for set_alarm: argument 'mode' must be one of ['beep', 'radio'], got 'siren'"
+    )
     assert not [e for e in effects if isinstance(e, Send)]  # the agent never saw the call
     pending, effects = core.start_call("c1", "set_alarm", {"hour": 7, "mode": "beep"}, None, 0.0)
     assert not isinstance(pending, ToolOutcome) and [e for e in effects if isinstance(e, Send)]

@@ -32,8 +32,14 @@ async def test_spoken_question_gets_a_spoken_answer(platform_server: RunningPlat
     said = "What is the capital of France?"
     question = speech_wav(tmp_path, said)
     answer_wav = tmp_path / "answer.wav"
-    report = await place_call(platform_server.url, None, input_wav=question, output_wav=answer_wav,
-                              report_path=tmp_path / "report.json", api_key=platform_server.api_key)
+    report = await place_call(
+        platform_server.url,
+        None,
+        input_wav=question,
+        output_wav=answer_wav,
+        report_path=tmp_path / "report.json",
+        api_key=platform_server.api_key,
+    )
 
     assert report["conversation_id"]
     assert len(report["turns"]) == 1, report
@@ -55,8 +61,13 @@ async def test_spoken_question_gets_a_spoken_answer(platform_server: RunningPlat
 
 async def test_typed_turn_is_answered_in_speech(platform_server: RunningPlatform, tmp_path: Path) -> None:
     answer_wav = tmp_path / "answer.wav"
-    report = await place_call(platform_server.url, None, text="Say hello to the testers.",
-                              output_wav=answer_wav, api_key=platform_server.api_key)
+    report = await place_call(
+        platform_server.url,
+        None,
+        text="Say hello to the testers.",
+        output_wav=answer_wav,
+        api_key=platform_server.api_key,
+    )
     assert len(report["turns"]) == 1
     turn = report["turns"][0]
     assert turn["user_text"] == "Say hello to the testers."

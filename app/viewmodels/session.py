@@ -95,9 +95,7 @@ class SessionModel:
             case ToolsRegistered():
                 self.agents.tools_registered(event.connection_id, event.customer_id, event.tools)
             case EngineProgress():
-                self.engines[event.component] = EngineStatus(
-                    event.component, event.message, event.fraction, event.done
-                )
+                self.engines[event.component] = EngineStatus(event.component, event.message, event.fraction, event.done)
             case ErrorOccurred():
                 self.errors.append(event)
             case LoopStall():

@@ -134,8 +134,13 @@ class LatencyPanel(QWidget):
             bar_height.append(heights[shown])
             brushes += [self._brushes[stage]] * int(shown.sum())
             bottom += heights
-        self.bars.setOpts(x=np.concatenate(bar_x), y0=np.concatenate(bar_y0), height=np.concatenate(bar_height),
-                          brushes=brushes, width=0.6)
+        self.bars.setOpts(
+            x=np.concatenate(bar_x),
+            y0=np.concatenate(bar_y0),
+            height=np.concatenate(bar_height),
+            brushes=brushes,
+            width=0.6,
+        )
         for name, curve in (("e2e_latency", self.e2e_curve), ("mouth_to_ear", self.m2e_curve)):
             pts = [(t.turn_id, t.metrics[name]) for t in turns if name in t.metrics]
             curve.setData([p[0] for p in pts], [p[1] for p in pts])

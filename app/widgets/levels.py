@@ -22,8 +22,9 @@ MAX_TURN_LINES = 40
 
 def _band(segments: list[Segment], lo: float, hi: float, now: float, t0: float) -> list[QRectF]:
     """One rectangle per segment (open ones end at `now`) between y=lo and y=hi, x relative to t0."""
-    return [QRectF(seg.start - t0, lo, (seg.end if seg.end is not None else now) - seg.start, hi - lo)
-            for seg in segments]
+    return [
+        QRectF(seg.start - t0, lo, (seg.end if seg.end is not None else now) - seg.start, hi - lo) for seg in segments
+    ]
 
 
 class LevelTraces(pg.GraphicsObject):
@@ -158,7 +159,5 @@ class LevelsPanel(QWidget):
         for line in self.turn_lines[len(turns[-MAX_TURN_LINES:]) :]:
             line.hide()
         self.plot.setXRange(lo, hi, padding=0)
-        self.readout.setText(
-            f"microphone: {m.caller.latest_dbfs:6.1f} dBFS   agent: {m.agent.latest_dbfs:6.1f} dBFS"
-        )
+        self.readout.setText(f"microphone: {m.caller.latest_dbfs:6.1f} dBFS   agent: {m.agent.latest_dbfs:6.1f} dBFS")
         self.frames += 1

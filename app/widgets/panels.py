@@ -48,8 +48,16 @@ class SessionPanels(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(main)
-        stagger([self.levels.timer, self.latency.timer, self.tool_calls.timer, self.transcript.timer,
-                 self.event_log.timer, self.agents.timer])
+        stagger(
+            [
+                self.levels.timer,
+                self.latency.timer,
+                self.tool_calls.timer,
+                self.transcript.timer,
+                self.event_log.timer,
+                self.agents.timer,
+            ]
+        )
 
 
 def stagger(timers: list[QTimer], step_ms: int = 6) -> None:

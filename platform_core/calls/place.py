@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from platform_core.audio import Int16Array
 from platform_core.audio_files import write_wav
 from platform_core.calls.report import build_report
 from platform_core.calls.tracker import AgentVoiceClock, CallTracker
@@ -78,13 +79,7 @@ async def place_call(
     voice_clock = AgentVoiceClock()
     cap = max_duration_s if max_duration_s is not None else source.duration_s + 60.0
 
-    def _on_event(event: Event) -> None:
-        tracker.on_event(event, time.monotonic())
-        if on_event is not None:
-            on_event(event)
-
-    client = CallClient(url, agent_id=agent_id, api_key=api_key, source=source, on_agent_audio=voice_clock,
-                        on_event=_on_event, feed="no-levels")  # the report does not use audio levels
+    client = _tracked_client(url, agent_id, api_key, source, voice_clock, tracker, on_event)
     started = time.monotonic()
     conversation_id = await client.connect()
     try:
@@ -96,13 +91,58 @@ async def place_call(
         await client.close()
 
     report = build_report(
-        url=url, agent_id=agent_id, input_wav=input_wav, text=text, conversation_id=conversation_id,
-        source=source, tracker=tracker, voice_clock=voice_clock, timed_out=timed_out, cap=cap,
-        ended_by_platform=ended_by_platform, reason=reason, call_s=time.monotonic() - started,
-        agent_audio=client.agent_audio(), output_wav=output_wav,
+        url=url,
+        agent_id=agent_id,
+        input_wav=input_wav,
+        text=text,
+        conversation_id=conversation_id,
+        source=source,
+        tracker=tracker,
+        voice_clock=voice_clock,
+        timed_out=timed_out,
+        cap=cap,
+        ended_by_platform=ended_by_platform,
+        reason=reason,
+        call_s=time.monotonic() - started,
+        agent_audio=client.agent_audio(),
+        output_wav=output_wav,
     )
+    _save(report, client.agent_audio(), output_wav, report_path)
+    return report
+
+
+def _tracked_client(
+    url: str,
+    agent_id: str | None,
+    api_key: str | None,
+    source: WavSource | SilenceSource,
+    voice_clock: AgentVoiceClock,
+    tracker: CallTracker,
+    on_event: Callable[[Event], None] | None,
+) -> CallClient:
+    """A client whose events feed the tracker (then `on_event`); the report needs no audio levels."""
+
+    def _on_event(event: Event) -> None:
+        tracker.on_event(event, time.monotonic())
+        if on_event is not None:
+            on_event(event)
+
+    return CallClient(
+        url,
+        agent_id=agent_id,
+        api_key=api_key,
+        source=source,
+        on_agent_audio=voice_clock,
+        on_event=_on_event,
+        feed="no-levels",
+    )
+
+
+def _save(
+    report: dict[str, Any], agent_audio: Int16Array, output_wav: str | Path | None, report_path: str | Path | None
+) -> None:
+    """The agent's voice and the report, written atomically where asked."""
     if output_wav is not None:
-        write_wav(output_wav, client.agent_audio())
+        write_wav(output_wav, agent_audio)
     if report_path is not None:
         write_text_atomic(report_path, json.dumps(report, indent=2, default=str) + "\n")
-    return report

@@ -85,8 +85,14 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
 
 
 def _status_and_notes(
-    tracker: CallTracker, *, answered: bool, input_wav: str | Path | None, timed_out: bool, cap: float,
-    ended_by_platform: bool, reason: str,
+    tracker: CallTracker,
+    *,
+    answered: bool,
+    input_wav: str | Path | None,
+    timed_out: bool,
+    cap: float,
+    ended_by_platform: bool,
+    reason: str,
 ) -> tuple[str, list[str]]:
     notes: list[str] = []
     status = "ok"
@@ -144,8 +150,13 @@ def build_report(
     )
     turns = _turns(tracker, voice_clock, speech_ends)
     status, notes = _status_and_notes(
-        tracker, answered=bool(turns), input_wav=input_wav, timed_out=timed_out, cap=cap,
-        ended_by_platform=ended_by_platform, reason=reason,
+        tracker,
+        answered=bool(turns),
+        input_wav=input_wav,
+        timed_out=timed_out,
+        cap=cap,
+        ended_by_platform=ended_by_platform,
+        reason=reason,
     )
     return {
         "conversation_id": conversation_id,

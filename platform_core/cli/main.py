@@ -25,8 +25,12 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
         config.server.api_key = args.api_key
     if args.threads:
         config.engines.stt_threads = config.engines.llm_threads = config.engines.tts_threads = args.threads
-    for option, attribute in (("llm", "llm"), ("llm_model", "llm_model"), ("llm_url", "llm_url"),
-                              ("stt_model", "stt_model")):
+    for option, attribute in (
+        ("llm", "llm"),
+        ("llm_model", "llm_model"),
+        ("llm_url", "llm_url"),
+        ("stt_model", "stt_model"),
+    ):
         value = getattr(args, option, None)
         if value:
             setattr(config.engines, attribute, value)
@@ -55,9 +59,11 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     finally:
         dog = platform.watchdog
-        print(f"event loop: worst stall {dog.worst_s * 1000:.0f} ms, {dog.stalls} stalls over "
-              f"{dog.threshold_s * 1000:.0f} ms" + (f" (worst in {dog.worst_where})" if dog.worst_where else ""),
-              flush=True)
+        print(
+            f"event loop: worst stall {dog.worst_s * 1000:.0f} ms, {dog.stalls} stalls over "
+            f"{dog.threshold_s * 1000:.0f} ms" + (f" (worst in {dog.worst_where})" if dog.worst_where else ""),
+            flush=True,
+        )
         await platform.stop()
 
 
@@ -69,8 +75,12 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-model", help="model id (embedded) or server model name")
     parser.add_argument("--llm-url", help="server URL for ollama / openai backends")
     parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="threads for each engine (default: every core, as the engines take turns)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads for each engine (default: every core, as the engines take turns)",
+    )
     # Also after the command ("serve -v"); SUPPRESS keeps a top-level -v from being reset.
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO")
     parser.add_argument("--use-settings", action="store_true", help="start from the desktop app's saved settings")
@@ -90,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_call_arguments(call)
 
     # Its own parser (models/prepare.py) reads the arguments, so `prepare-models -h` shows them all.
-    prepare = sub.add_parser("prepare-models", help="assemble, verify (and --install) the model files",
-                             add_help=False)
+    prepare = sub.add_parser("prepare-models", help="assemble, verify (and --install) the model files", add_help=False)
     prepare.add_argument("arguments", nargs="*", help="IDS, --all, --verify, --install, -h")
 
     demo = sub.add_parser("demo", help="start the platform in-process and place one scripted spoken call")
@@ -105,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "prepare-models":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "serve":
         return asyncio.run(_serve(args))
     if args.command == "call":

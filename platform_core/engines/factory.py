@@ -86,8 +86,16 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
         tts_worker.shutdown(wait=False)
         raise
     stt, tts, vad_factory, llm = cast(
-        tuple[SpeechToText, TextToSpeech, Callable[[], VoiceActivityDetector], LanguageModel], results)
+        tuple[SpeechToText, TextToSpeech, Callable[[], VoiceActivityDetector], LanguageModel], results
+    )
     for component in ("stt", "tts", "vad", "llm"):
         progress(component, "ready", 1.0)
-    return Engines(stt=stt, tts=tts, llm=llm, vad_factory=vad_factory, take_turns=config.take_turns,
-                   stt_worker=stt_worker, tts_worker=tts_worker)
+    return Engines(
+        stt=stt,
+        tts=tts,
+        llm=llm,
+        vad_factory=vad_factory,
+        take_turns=config.take_turns,
+        stt_worker=stt_worker,
+        tts_worker=tts_worker,
+    )

@@ -37,8 +37,7 @@ def engine_worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
     """The single worker thread of one engine. With `nice`, its compute threads (ggml's, created per
     call, and ONNX Runtime's pool, created when the session loads on this thread) inherit the lower
     priority, while the event loop's thread keeps the normal one."""
-    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_this_threads_priority,
-                              initargs=(nice,))
+    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_this_threads_priority, initargs=(nice,))
 
 
 _T = TypeVar("_T")

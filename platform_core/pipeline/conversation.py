@@ -72,8 +72,16 @@ class Conversation:
         self.playback = Playback(conversation_id, record_metric=self.record_metric, publish=bus.publish)
         self.track = AgentAudioTrack(self.playback.next_frame)
         self.responder = Responder(
-            conversation_id=conversation_id, agent_id=agent_id, engines=engines, router=router, config=config,
-            history=self.history, playback=self.playback, record_metric=self.record_metric, publish=bus.publish)
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            engines=engines,
+            router=router,
+            config=config,
+            history=self.history,
+            playback=self.playback,
+            record_metric=self.record_metric,
+            publish=bus.publish,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self.listener = Listener(engines, config.voice, self, self._spawn)
         self._next_turn_id = 1
@@ -95,8 +103,9 @@ class Conversation:
         if greeting:
             self.history.append(ChatMessage("assistant", greeting))
             # Turn 0: the agent's words before the caller's first turn, for transcripts and logs.
-            self.bus.publish(AgentTextDelta(conversation_id=self.conversation_id, turn_id=GREETING_TURN_ID,
-                                            text=greeting))
+            self.bus.publish(
+                AgentTextDelta(conversation_id=self.conversation_id, turn_id=GREETING_TURN_ID, text=greeting)
+            )
             self._spawn(self.responder.speak_text(greeting, turn=None))
 
     async def _warm_up(self) -> None:
@@ -129,8 +138,11 @@ class Conversation:
 
     def _publish_state(self, state: ConversationState, reason: str = "") -> None:
         self.state = state
-        self.bus.publish(ConversationStateChanged(
-            conversation_id=self.conversation_id, agent_id=self.agent_id, state=state, reason=reason))
+        self.bus.publish(
+            ConversationStateChanged(
+                conversation_id=self.conversation_id, agent_id=self.agent_id, state=state, reason=reason
+            )
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -142,12 +154,12 @@ class Conversation:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("conversation %s task failed", self.conversation_id, exc_info=exc)
-            self.report_error("voice loop", f"{type(exc).__name__}: {exc}",
-                              "The conversation goes on; see the log for details.")
+            self.report_error(
+                "voice loop", f"{type(exc).__name__}: {exc}", "The conversation goes on; see the log for details."
+            )
 
     def report_error(self, where: str, message: str, hint: str = "") -> None:
-        self.bus.publish(ErrorOccurred(where=where, message=message, hint=hint,
-                                       conversation_id=self.conversation_id))
+        self.bus.publish(ErrorOccurred(where=where, message=message, hint=hint, conversation_id=self.conversation_id))
 
     # --- caller audio (RecognitionHooks, called by the listener) -----------------------------------
 
@@ -163,8 +175,9 @@ class Conversation:
             await self.activate()
 
     def on_caller_level(self, rms_dbfs: float, peak: float) -> None:
-        self.bus.publish(AudioLevel(conversation_id=self.conversation_id, source="caller",
-                                    rms_dbfs=rms_dbfs, peak=peak))
+        self.bus.publish(
+            AudioLevel(conversation_id=self.conversation_id, source="caller", rms_dbfs=rms_dbfs, peak=peak)
+        )
 
     def on_barge_in(self, speech_arrived_at: float) -> None:
         self._interrupt("caller spoke", speech_arrived_at=speech_arrived_at)
@@ -177,8 +190,7 @@ class Conversation:
         if turn_id == self._next_turn_id:
             self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
 
-    def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array,
-                      transcript: asyncio.Future[str] | None) -> None:
+    def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array, transcript: asyncio.Future[str] | None) -> None:
         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
         self._start_turn(speech.ended_at, audio, transcript=transcript)
 
@@ -200,14 +212,20 @@ class Conversation:
         await self.activate()
         self._start_turn(typed_at, None, text=text)
 
-    def _start_turn(self, speech_ended_at: float, audio: Float32Array | None, text: str = "",
-                    transcript: asyncio.Future[str] | None = None) -> None:
+    def _start_turn(
+        self,
+        speech_ended_at: float,
+        audio: Float32Array | None,
+        text: str = "",
+        transcript: asyncio.Future[str] | None = None,
+    ) -> None:
         self._interrupt("new turn")
         turn = Turn(self._next_turn_id, speech_ended_at, audio=audio, user_text=text, transcript=transcript)
         self._next_turn_id += 1
         now = time.monotonic()
-        self.bus.publish(TurnStarted(conversation_id=self.conversation_id, turn_id=turn.turn_id,
-                                     speech_ended_at=speech_ended_at))
+        self.bus.publish(
+            TurnStarted(conversation_id=self.conversation_id, turn_id=turn.turn_id, speech_ended_at=speech_ended_at)
+        )
         if audio is not None:
             self.record_metric(turn, "end_of_turn_delay", now - speech_ended_at)
         self._turns[turn.turn_id] = turn
@@ -222,8 +240,11 @@ class Conversation:
             raise
         except Exception as exc:
             log.exception("turn %s failed", turn.turn_id)
-            self.report_error("voice loop", f"turn {turn.turn_id} failed: {type(exc).__name__}: {exc}",
-                              "The conversation goes on; try the turn again.")
+            self.report_error(
+                "voice loop",
+                f"turn {turn.turn_id} failed: {type(exc).__name__}: {exc}",
+                "The conversation goes on; try the turn again.",
+            )
         if self._current and self._current[0] is turn:
             self._current = None
         self._complete(turn, interrupted=False)
@@ -249,11 +270,19 @@ class Conversation:
         agent_text = turn.played_text(cut)
         if turn.user_text and agent_text:
             self.history.append(ChatMessage("assistant", agent_text))
-        self.bus.publish(TurnCompleted(
-            conversation_id=self.conversation_id, turn_id=turn.turn_id, user_text=turn.user_text,
-            agent_text=agent_text, interrupted=interrupted, metrics=dict(turn.metrics)))
+        self.bus.publish(
+            TurnCompleted(
+                conversation_id=self.conversation_id,
+                turn_id=turn.turn_id,
+                user_text=turn.user_text,
+                agent_text=agent_text,
+                interrupted=interrupted,
+                metrics=dict(turn.metrics),
+            )
+        )
 
     def record_metric(self, turn: Turn, name: MetricName, value: float) -> None:
         turn.metrics[name] = value
-        self.bus.publish(MetricMeasured(conversation_id=self.conversation_id, turn_id=turn.turn_id,
-                                        name=name, value=value))
+        self.bus.publish(
+            MetricMeasured(conversation_id=self.conversation_id, turn_id=turn.turn_id, name=name, value=value)
+        )

@@ -60,8 +60,7 @@ class RecognitionHooks(Protocol):
 
     def on_partial_transcript(self, turn_id: int, text: str) -> None: ...
 
-    def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array,
-                      transcript: asyncio.Future[str] | None) -> None:
+    def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array, transcript: asyncio.Future[str] | None) -> None:
         """The caller's turn is over; `transcript`, if given, is its transcription (started at the pause)."""
         ...
 

@@ -89,8 +89,9 @@ class PlaybackQueue:
 class Playback:
     """One conversation's outbound audio, as a frame source for the agent's track."""
 
-    def __init__(self, conversation_id: str, *, record_metric: MetricRecorder,
-                 publish: Callable[[Event], None]) -> None:
+    def __init__(
+        self, conversation_id: str, *, record_metric: MetricRecorder, publish: Callable[[Event], None]
+    ) -> None:
         self.conversation_id = conversation_id
         self.queue = PlaybackQueue()
         self._record_metric = record_metric
@@ -127,4 +128,5 @@ class Playback:
             if turn.first_audio_at is None:
                 turn.first_audio_at = t
                 self._record_metric(turn, "e2e_latency", t - turn.speech_ended_at)
+
         return on_first_frame

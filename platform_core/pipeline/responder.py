@@ -60,8 +60,7 @@ class Responder:
             pending = turn.transcript or self.engines.transcribe(turn.audio)
             turn.user_text = (await pending).strip()
             self.record_metric(turn, "transcription_delay", time.monotonic() - turn.speech_ended_at)
-        self.publish(TranscriptFinal(conversation_id=self.conversation_id, turn_id=turn.turn_id,
-                                     text=turn.user_text))
+        self.publish(TranscriptFinal(conversation_id=self.conversation_id, turn_id=turn.turn_id, text=turn.user_text))
         if not turn.user_text:
             turn.finish_synthesis()
             return
@@ -117,7 +116,8 @@ class Responder:
 
     async def _call_with_filler(self, turn: Turn, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
         call = asyncio.ensure_future(
-            self.router.call_tool(self.conversation_id, name, dict(arguments), turn_id=turn.turn_id))
+            self.router.call_tool(self.conversation_id, name, dict(arguments), turn_id=turn.turn_id)
+        )
         done, _ = await asyncio.wait({call}, timeout=self.config.voice.tool_filler_after_s)
         if not done:
             await self.speak_text(FILLER_TEXT, turn=turn, finish=False)

@@ -107,7 +107,6 @@ def _transcript(history: Sequence[ChatMessage]) -> str:
     return "\n".join(f"{_SPEAKER[m.role]}: {m.content}" for m in recent)
 
 
-
 _WORD = re.compile(r"[a-z]+|[0-9]+")
 
 
@@ -188,4 +187,3 @@ async def choose_tool(
         )
     ]
     return parse_tool_choice("".join(parts), tools, _transcript(history))
-

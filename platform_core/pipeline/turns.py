@@ -78,8 +78,11 @@ class TurnDetector:
                 signals.append(self._end(t_end))
             elif self.confirmed and not self.pause_sent and silence >= self.pause_s - 1e-9:
                 self.pause_sent = True
-                signals.append(TurnSignal("pause", t_end, speech_ended_at=self.last_speech_end,
-                                          speech_started_at=self.speech_start))
+                signals.append(
+                    TurnSignal(
+                        "pause", t_end, speech_ended_at=self.last_speech_end, speech_started_at=self.speech_start
+                    )
+                )
         return signals
 
     def _end(self, t: float) -> TurnSignal:

@@ -32,23 +32,27 @@ async def _read_offer(connection: ServerConnection) -> dict[str, Any]:
     try:
         raw = await asyncio.wait_for(connection.recv(), OFFER_TIMEOUT_S)
     except TimeoutError as exc:
-        raise CallRefused(f"no offer within {OFFER_TIMEOUT_S:.0f} s",
-                          "send {\"type\": \"offer\", \"sdp\": ...} first") from exc
+        raise CallRefused(
+            f"no offer within {OFFER_TIMEOUT_S:.0f} s", 'send {"type": "offer", "sdp": ...} first'
+        ) from exc
     try:
         message = json.loads(raw)
     except ValueError as exc:
         raise CallRefused("the first message is not JSON", "send a JSON offer message") from exc
     if not isinstance(message, dict) or message.get("type") != "offer" or not isinstance(message.get("sdp"), str):
-        raise CallRefused("the first message must be an offer with an SDP",
-                          'send {"type": "offer", "sdp": "<SDP>", "agent_id": "<id>"}')
+        raise CallRefused(
+            "the first message must be an offer with an SDP",
+            'send {"type": "offer", "sdp": "<SDP>", "agent_id": "<id>"}',
+        )
     return message
 
 
 async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
     try:
         offer = await _read_offer(connection)
-        peer = await host.open_call(offer["sdp"], agent_id=offer.get("agent_id") or None,
-                                    api_key=offer.get("api_key") or None)
+        peer = await host.open_call(
+            offer["sdp"], agent_id=offer.get("agent_id") or None, api_key=offer.get("api_key") or None
+        )
     except CallRefused as refusal:
         await _send(connection, {"type": "error", "message": refusal.message, "hint": refusal.hint})
         return
@@ -68,8 +72,9 @@ async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
     unsubscribe = host.bus.subscribe(forward)
     sender = asyncio.ensure_future(_pump_events(connection, feed))
     try:
-        await _send(connection, {"type": "answer", "sdp": peer.answer_sdp,
-                                 "conversation_id": conversation.conversation_id})
+        await _send(
+            connection, {"type": "answer", "sdp": peer.answer_sdp, "conversation_id": conversation.conversation_id}
+        )
         await _receive_commands(connection, peer)
     except ConnectionClosed:
         pass
@@ -97,8 +102,14 @@ async def _receive_commands(connection: ServerConnection, peer: CallHandle) -> N
             try:
                 message = json.loads(receive.result())
             except ValueError:
-                await _send(connection, {"type": "error", "message": "message is not JSON",
-                                         "hint": 'send {"type": "text", "text": ...} or {"type": "hangup"}'})
+                await _send(
+                    connection,
+                    {
+                        "type": "error",
+                        "message": "message is not JSON",
+                        "hint": 'send {"type": "text", "text": ...} or {"type": "hangup"}',
+                    },
+                )
                 continue
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "hangup":
@@ -106,8 +117,14 @@ async def _receive_commands(connection: ServerConnection, peer: CallHandle) -> N
             if kind == "text" and isinstance(message.get("text"), str) and message["text"].strip():
                 conversation.submit_text(message["text"])
             else:
-                await _send(connection, {"type": "error", "message": f"unknown command {kind!r}",
-                                         "hint": 'commands: {"type": "text", "text": ...}, {"type": "hangup"}'})
+                await _send(
+                    connection,
+                    {
+                        "type": "error",
+                        "message": f"unknown command {kind!r}",
+                        "hint": 'commands: {"type": "text", "text": ...}, {"type": "hangup"}',
+                    },
+                )
     finally:
         ended.cancel()
 

@@ -49,8 +49,9 @@ class CallPeer:
         if not audio:
             raise ValueError("the offer has no audio section: the caller must offer an audio track")
         if audio[0].direction not in (None, "sendrecv", "sendonly"):
-            raise ValueError(f"the offer's audio is {audio[0].direction}: the caller must send a microphone "
-                             "track (sendrecv)")
+            raise ValueError(
+                f"the offer's audio is {audio[0].direction}: the caller must send a microphone track (sendrecv)"
+            )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self.pc.addTrack(self.outbound)
         await self.pc.setLocalDescription(await self.pc.createAnswer())

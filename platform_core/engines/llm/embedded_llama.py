@@ -93,8 +93,11 @@ class EmbeddedLlamaLLM:
         if self.nice:
             args += ["--nice", str(self.nice)]
         self._server = await asyncio.create_subprocess_exec(
-            *llama_server_command(), *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            *llama_server_command(),
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         assert self._server.stdout is not None
         line = (await self._server.stdout.readline()).decode().strip()

@@ -55,7 +55,8 @@ class OpenAICompatibleLLM:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         # Off the loop: httpx builds an SSL context (reads the CA bundle), a 100 ms stall measured.
         self._client = await asyncio.to_thread(
-            httpx.AsyncClient, base_url=self.base_url, headers=headers, timeout=self._timeout)
+            httpx.AsyncClient, base_url=self.base_url, headers=headers, timeout=self._timeout
+        )
         try:
             models = await self._list_models()
         except BaseException:
@@ -173,9 +174,14 @@ def _parse_sse_line(line: str) -> str:
     if "error" in chunk:
         raise LLMError(f"LLM server error: {chunk['error']}")
     if isinstance(timings := chunk.get("timings"), dict):  # llama.cpp's own account, in the last chunk
-        log.info("llm: prompt %s tokens in %.0f ms (%s cached), %s tokens generated in %.0f ms",
-                 timings.get("prompt_n"), timings.get("prompt_ms", 0), timings.get("cache_n"),
-                 timings.get("predicted_n"), timings.get("predicted_ms", 0))
+        log.info(
+            "llm: prompt %s tokens in %.0f ms (%s cached), %s tokens generated in %.0f ms",
+            timings.get("prompt_n"),
+            timings.get("prompt_ms", 0),
+            timings.get("cache_n"),
+            timings.get("predicted_n"),
+            timings.get("predicted_ms", 0),
+        )
     choices = chunk.get("choices") or []
     if not choices:
         return ""

@@ -80,7 +80,7 @@ _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 
 
 def collapse_repetition(text: str) -> str:
-    """"Tell me a joke. Tell me a joke. Tell me a" -> "Tell me a joke."
+    """ "Tell me a joke. Tell me a joke. Tell me a" -> "Tell me a joke."
 
     With a reduced audio_ctx whisper sometimes loops over the utterance until its token cap. A
     transcript made of one run of sentences repeated (the last copy possibly cut off) is that loop.
