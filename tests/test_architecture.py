@@ -523,3 +523,9 @@ def test_the_layer_check_catches(importer: str, imported: str) -> None:
 )
 def test_the_layer_check_allows(importer: str, imported: str) -> None:
     assert layer_violations({importer: {imported}}) == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_the_bench_imports_nothing_from_the_tests(path: Path) -> None:
+    bad = [str(imp) for imp in imports_in(path.read_text(encoding="utf-8")) if imp.module.split(".")[0] == "tests"]
+    assert not bad, f"bench/{path.name}: " + "; ".join(bad)
