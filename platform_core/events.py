@@ -24,6 +24,7 @@ MetricName = Literal[
     "llm_ttfs",
     "tts_ttfb",
     "e2e_latency",
+    "answer_latency",
     "mouth_to_ear",
     "barge_in_delay",
 ]
@@ -79,6 +80,12 @@ METRICS: dict[MetricName, MetricInfo] = {
             "voice-to-voice",
             "the caller stopped speaking -> the agent's first audio sent",
             stage="other",
+        ),
+        MetricInfo(
+            "answer_latency",
+            "answer",
+            "the caller stopped speaking -> the first audio of the answer itself (after the tool's result where"
+            " a tool ran); the same as voice-to-voice unless a filler was said first",
         ),
         MetricInfo(
             "mouth_to_ear",
@@ -199,6 +206,7 @@ class AgentTextDelta(Event):
     conversation_id: str
     turn_id: int
     text: str
+    filler: bool = False  # a holding phrase said while a slow tool runs, not part of the answer
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,7 @@ from platform_core.engines.base import ChatMessage
 from platform_core.engines.runner import Engines
 from platform_core.events import (
     AgentSpeakingChanged,
+    AgentTextDelta,
     ConversationStateChanged,
     Event,
     MetricMeasured,
@@ -274,6 +275,13 @@ async def test_a_slow_tool_gets_a_filler(call_s: float, filler: bool) -> None:
         completed = await call.wait_for(TurnCompleted, turn_id=1)
     expected = "We are open from nine to five."
     assert completed.agent_text == (f"{FILLER_TEXT} {expected}" if filler else expected)
+    metrics = completed.metrics
+    said = [e for _, e in call.events if isinstance(e, AgentTextDelta) and e.turn_id == 1]
+    assert [d.filler for d in said] == ([True] if filler else []) + [False] * (len(said) - filler)
+    if filler:  # the filler is the turn's first audio; the answer comes after the tool's result
+        assert metrics["e2e_latency"] < call_s < metrics["answer_latency"], metrics
+    else:
+        assert metrics["answer_latency"] == metrics["e2e_latency"], metrics
 
 
 # --- cancellation -----------------------------------------------------------------------------------

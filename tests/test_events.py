@@ -97,4 +97,5 @@ def test_metric_registry() -> None:
         "llm_ttfs",
         "tts_ttfb",
         "e2e_latency",
+        "answer_latency",
     }

@@ -46,7 +46,8 @@ class TurnLatency:
             "tts": m.get("tts_ttfb", 0.0),
         }
         e2e = m.get("e2e_latency")
-        out["other"] = max(0.0, e2e - sum(out.values())) if e2e is not None else 0.0
+        answer = m.get("answer_latency", e2e)  # the bar adds up to the answer's own first audio, not a filler's
+        out["other"] = max(0.0, answer - sum(out.values())) if answer is not None else 0.0
         m2e = m.get("mouth_to_ear")
         out["playout"] = max(0.0, m2e - e2e) if m2e is not None and e2e is not None else 0.0
         return out

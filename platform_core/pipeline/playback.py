@@ -98,14 +98,15 @@ class Playback:
         self._publish = publish
         self._agent_speaking = False
 
-    def play(self, turn: Turn | None, text: str, pcm: Int16Array) -> None:
-        """Queue one synthesized clause (of `turn`, or of no turn: the greeting)."""
+    def play(self, turn: Turn | None, text: str, pcm: Int16Array, *, filler: bool = False) -> None:
+        """Queue one synthesized clause (of `turn`, or of no turn: the greeting); a `filler` holds the line
+        while a tool runs and is not the answer."""
         segment = Segment(text=text, pcm=pcm, turn_id=turn.turn_id if turn else 0)
         if turn is not None:
             turn.segment_enqueued()
             segment.on_done = lambda: turn.segment_played(text)
-            if turn.first_audio_at is None:
-                segment.on_first_frame = self._first_audio_callback(turn)
+            if turn.first_audio_at is None or (turn.answer_audio_at is None and not filler):
+                segment.on_first_frame = self._first_audio_callback(turn, filler)
         self.queue.enqueue(segment)
 
     def cut(self, turn: Turn) -> list[PlayedSegment]:
@@ -123,10 +124,13 @@ class Playback:
             self._publish(AgentSpeakingChanged(conversation_id=self.conversation_id, speaking=speaking))
         return pcm
 
-    def _first_audio_callback(self, turn: Turn) -> Callable[[float], None]:
+    def _first_audio_callback(self, turn: Turn, filler: bool) -> Callable[[float], None]:
         def on_first_frame(t: float) -> None:
             if turn.first_audio_at is None:
                 turn.first_audio_at = t
                 self._record_metric(turn, "e2e_latency", t - turn.speech_ended_at)
+            if turn.answer_audio_at is None and not filler:
+                turn.answer_audio_at = t
+                self._record_metric(turn, "answer_latency", t - turn.speech_ended_at)
 
         return on_first_frame

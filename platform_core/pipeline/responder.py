@@ -120,7 +120,12 @@ class Responder:
         )
         done, _ = await asyncio.wait({call}, timeout=self.config.voice.tool_filler_after_s)
         if not done:
-            await self.speak_text(FILLER_TEXT, turn=turn, finish=False)
+            self.publish(
+                AgentTextDelta(
+                    conversation_id=self.conversation_id, turn_id=turn.turn_id, text=FILLER_TEXT, filler=True
+                )
+            )
+            await self.speak_text(FILLER_TEXT, turn=turn, finish=False, filler=True)
         return await call
 
     # --- the spoken answer ------------------------------------------------------------------------
@@ -165,21 +170,21 @@ class Responder:
             await self.speak_text(clause, turn=turn, finish=False)
         turn.finish_synthesis()
 
-    async def speak_text(self, text: str, *, turn: Turn | None, finish: bool = True) -> None:
-        """Synthesize `text` and queue it for playback as one segment."""
+    async def speak_text(self, text: str, *, turn: Turn | None, finish: bool = True, filler: bool = False) -> None:
+        """Synthesize `text` and queue it for playback as one segment (a `filler` is not the answer)."""
         resampler = MonoResampler(WEBRTC_RATE)
         rate = self.engines.tts.sample_rate
         parts: list[Int16Array] = []
         asked = time.monotonic()
         async for chunk in self.engines.synthesize(text):
-            if turn is not None and "tts_ttfb" not in turn.metrics:
+            if turn is not None and not filler and "tts_ttfb" not in turn.metrics:  # the answer's, not a filler's
                 self.record_metric(turn, "tts_ttfb", time.monotonic() - asked)
             parts.append(resampler.resample(chunk, rate))
         parts.append(resampler.flush())
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         if turn is not None and turn.first_audio_at is None and turn.pending_segments == 0:
             pcm = _trim_leading_silence(pcm)
-        self.playback.play(turn, text, pcm)
+        self.playback.play(turn, text, pcm, filler=filler)
         if turn is not None and finish:
             turn.finish_synthesis()
 

@@ -32,7 +32,8 @@ class Turn:
     pending_segments: int = 0
     synthesis_finished: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
-    first_audio_at: float | None = None
+    first_audio_at: float | None = None  # the turn's first audio sent (a filler's, if one was said)
+    answer_audio_at: float | None = None  # the answer's own first audio sent
 
     def segment_enqueued(self) -> None:
         self.pending_segments += 1
