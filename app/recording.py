@@ -127,8 +127,12 @@ class ConversationRecorder:
         return self.folder
 
 
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
 def _write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    write_text_atomic(path, _json_text(data))
 
 
 def transcript_json(session: SessionModel) -> list[dict[str, Any]]:
@@ -246,9 +250,9 @@ def metrics_csv(latency: LatencyModel) -> str:
 
 def export_metrics(session: SessionModel, path: Path, fmt: str) -> Path:
     if fmt == "csv":
-        path.write_text(metrics_csv(session.latency), encoding="utf-8")
+        text = metrics_csv(session.latency)
     elif fmt == "json":
-        _write_json(path, metrics_json(session.latency, session.tool_calls))
+        text = _json_text(metrics_json(session.latency, session.tool_calls))
     else:
         raise ValueError(f"unknown export format {fmt!r}; use 'csv' or 'json'")
-    return path
+    return write_text_atomic(path, text, create_folder=False)  # into the folder the person chose, or fail

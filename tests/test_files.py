@@ -25,3 +25,9 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["caller.wav"]
+
+
+def test_a_place_a_person_chose_is_not_created(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        write_text_atomic(tmp_path / "gone" / "metrics.csv", "x", create_folder=False)
+    assert not (tmp_path / "gone").exists()
