@@ -247,10 +247,6 @@ class SpeakerOutput:
             self._buffered = 0
 
     @property
-    def buffered_s(self) -> float:
-        return self._buffered / WEBRTC_RATE
-
-    @property
     def alive(self) -> bool:
         """False when the device stopped pulling audio (unplugged)."""
         return bool(self._stream.active) and time.monotonic() - self.last_callback < 1.0

@@ -100,6 +100,3 @@ class SessionModel:
                 self.errors.append(event)
             case LoopStall():
                 self.worst_stall_s = max(self.worst_stall_s, event.duration_s)
-
-    def engines_ready(self) -> bool:
-        return bool(self.engines) and all(s.done for s in self.engines.values())
