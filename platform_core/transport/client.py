@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from platform_core.errors import StudioError
 from platform_core.events import ErrorOccurred, Event, from_json
+from platform_core.protocol import CALL_PATH, WS_MAX_SIZE
 from platform_core.transport.wav_source import FRAME_SAMPLES, SAMPLE_RATE, SilenceSource
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def call_ws_url(url: str) -> str:
     if parts.scheme not in schemes or not parts.hostname:
         raise ValueError(f"{url!r} is not a platform URL; expected e.g. http://127.0.0.1:8765")
     path = parts.path.rstrip("/")
-    if not path.endswith("/call"):
-        path += "/call"
+    if not path.endswith(CALL_PATH):
+        path += CALL_PATH
     return urlunsplit((schemes[parts.scheme], parts.netloc, path, "", ""))
 
 
@@ -171,7 +172,7 @@ class CallClient:
             return await connect(
                 self.ws_url,
                 open_timeout=10,
-                max_size=8 * 2**20,
+                max_size=WS_MAX_SIZE,  # an event holds at most one agent frame (MAX_FRAME_BYTES)
                 proxy=None if host in _LOOPBACK else True,
             )
         except InvalidStatus as exc:
