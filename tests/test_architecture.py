@@ -529,3 +529,30 @@ def test_the_layer_check_allows(importer: str, imported: str) -> None:
 def test_the_bench_imports_nothing_from_the_tests(path: Path) -> None:
     bad = [str(imp) for imp in imports_in(path.read_text(encoding="utf-8")) if imp.module.split(".")[0] == "tests"]
     assert not bad, f"bench/{path.name}: " + "; ".join(bad)
+
+
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
+PRODUCT_FILES = sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def oversized(source: str, name: str) -> list[str]:
+    """A file over MAX_FILE_LINES lines, or a function over MAX_FUNCTION_LINES (docstring included)."""
+    bad = [f"{name}: {source.count(chr(10))} lines"] if source.count("\n") > MAX_FILE_LINES else []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                bad.append(f"{name}:{node.lineno} {node.name}(): {length} lines")
+    return bad
+
+
+@pytest.mark.parametrize("path", PRODUCT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_product_files_and_functions_stay_short(path: Path) -> None:
+    bad = oversized(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    assert not bad, "split it: " + "; ".join(bad)
+
+
+def test_the_size_check_catches_a_long_function() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert oversized(f"def f():\n{body}\n", "f.py") == [f"f.py:1 f(): {MAX_FUNCTION_LINES + 1} lines"]
+    assert oversized("def f():\n    return 1\n", "f.py") == []
