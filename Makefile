@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run demo test lint bench package package-test clean-venv
 
+# --install: a default model whose package cannot be a pyproject dependency (Smart Turn's, pipecat-ai,
+# installed --no-deps as resources/models.json pins it, for one ONNX file) is installed here.
 setup: $(STAMP)
-	$(BIN)/conversimple-platform prepare-models
+	$(BIN)/conversimple-platform prepare-models --install
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	bash scripts/system-deps.sh

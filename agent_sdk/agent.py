@@ -139,15 +139,21 @@ class Agent:
     # --- lifecycle hooks: override, or call with a callback ------------------------------------------
     # on_conversation_started(conversation_id)       on_conversation_ended(conversation_id)
     # on_tool_called(tool_call: ToolCall)            on_tool_completed(call_id, result)
+    # on_tool_cancelled(call_id, reason): the platform abandoned the call (barge-in, hang-up); an async
+    #   tool's task is cancelled, a sync tool's thread runs on but its result is dropped
     # on_error(error_type, message, details)         on_config_update(config)
+    # on_connection_warning(message, details): e.g. another connection (same API key) tried to register
+    #   tools for a conversation this agent serves and was refused; the default logs it only
     # Typed as Callable[..., Any] so subclasses may override them with their own signatures.
 
     on_conversation_started = _hook("conversation_started")
     on_conversation_ended = _hook("conversation_ended")
     on_tool_called = _hook("tool_called")
     on_tool_completed = _hook("tool_completed")
+    on_tool_cancelled = _hook("tool_cancelled")
     on_error = _hook("error")
     on_config_update = _hook("config_update")
+    on_connection_warning = _hook("connection_warning")
 
     def _handler(self, hook: str) -> Callable[..., Any] | None:
         """The override or registered callback for `hook`, or None (then the runtime skips the work)."""

@@ -21,6 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from agent_sdk.connection import Connection
 from agent_sdk.tools import ToolCall, ToolDefinition
 from agent_sdk.wire import ServerMessage
+from platform_core.protocol import TOOL_CALL_CANCELLED
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Runtime(Generic[AgentT]):
         event, payload = message.event, message.payload
         if event == "tool_call_request":
             self._spawn_call(payload)
+        elif event == TOOL_CALL_CANCELLED:
+            await self._cancel_call(payload)
         elif event == "conversation_ready":
             await self._begin(payload.get("conversation_id"), payload.get("agent_id"))
         elif event == "conversation_lifecycle":
@@ -102,10 +105,9 @@ class Runtime(Generic[AgentT]):
             elif payload.get("event") == "conversation_ended":
                 await self._end(payload.get("conversation_id"))
         elif event == "phx_reply" and payload.get("status") == "error":
-            response = payload.get("response") or {}
-            reason = str(response.get("reason") if isinstance(response, dict) else response)
-            log.error("the platform refused a message: %s", reason)
-            await self._error("protocol_error", reason, {"ref": message.ref, **payload})
+            await self._refused(message.ref, payload)
+        elif event == "connection_warning":
+            await self._warning(payload)
         elif event == "error_notification":
             await self._error(str(payload.get("error_type")), str(payload.get("error_message")), payload)
         elif event == "config_update":
@@ -140,6 +142,27 @@ class Runtime(Generic[AgentT]):
         await agent._fire("conversation_ended", conversation_id)
         agent._conversation_unbound(conversation_id)
 
+    async def _refused(self, ref: str | None, payload: dict[str, Any]) -> None:
+        """An error reply. `conversation_owned`: another connection serves that conversation, so this
+        one lets it go (ends it here) rather than registering again at every reconnect."""
+        response = payload.get("response")
+        response = response if isinstance(response, dict) else {"reason": response}
+        reason = str(response.get("reason"))
+        log.error("the platform refused a message: %s", reason)
+        await self._error("protocol_error", reason, {"ref": ref, **payload})
+        if response.get("code") == "conversation_owned":
+            await self._end(response.get("conversation_id"))
+
+    async def _warning(self, payload: dict[str, Any]) -> None:
+        """`connection_warning` (e.g. another connection tried to take a conversation this one serves):
+        logged, and passed to the `on_connection_warning` hook of the conversation's agent."""
+        message = str(payload.get("message") or "connection warning")
+        log.warning("platform warning: %s", message)
+        conversation_id = payload.get("conversation_id")
+        agent = self.bindings.get(conversation_id) if isinstance(conversation_id, str) else None
+        for target in [agent] if agent is not None else list(dict.fromkeys(self.bindings.values())):
+            await target._fire("connection_warning", message, payload)
+
     async def _register(self, conversation_id: str, agent: AgentT) -> None:
         tools = [t.wire() for t in agent.tools.values()]
         await self.connection.send("register_conversation_tools", {"conversation_id": conversation_id, "tools": tools})
@@ -166,6 +189,23 @@ class Runtime(Generic[AgentT]):
         task.conversation_id = payload.get("conversation_id")  # type: ignore[attr-defined]
         self._tasks[call_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(call_id, None))
+
+    async def _cancel_call(self, payload: dict[str, Any]) -> None:
+        """The platform abandoned a call (barge-in, hang-up): an async tool is cancelled where it awaits;
+        a sync one cannot be stopped in its thread, but its result is dropped. Either way no answer is
+        sent, and `on_tool_cancelled(call_id, reason)` runs."""
+        call_id = payload.get("call_id")
+        task = self._tasks.pop(call_id, None) if isinstance(call_id, str) else None
+        if task is None:
+            return  # already answered (the platform drops that answer as late) or never ours
+        task.cancel()
+        reason = str(payload.get("reason") or "cancelled by the platform")
+        log.info("tool call %s cancelled by the platform: %s", call_id, reason)
+        conversation_id = str(getattr(task, "conversation_id", None) or "")
+        agent = self.bindings.get(conversation_id)
+        if agent is not None and agent._handler("tool_cancelled") is not None:
+            with agent._in_conversation(conversation_id):
+                await agent._fire("tool_cancelled", call_id, reason)
 
     async def _run_call(self, call_id: str, payload: dict[str, Any]) -> None:
         conversation_id = str(payload.get("conversation_id") or "")

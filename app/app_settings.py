@@ -15,6 +15,9 @@ class AppSettings:
     output_device: str = ""
     input_wav: str = ""  # a WAV file standing in for the microphone; "" = the microphone
     push_to_talk: bool = False
+    # On for laptop speakers. Off by default: with no echo in the room it silenced a caller talking over
+    # the agent (docs/desktop.md, Echo cancellation).
+    echo_cancellation: bool = False
 
 
 def app_settings_path() -> Path:

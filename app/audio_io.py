@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from app.echo_canceller import EchoCanceller
 from platform_core import FRAME_SAMPLES, WEBRTC_RATE, AudioFileError, PacedAudioTrack, StudioError, read_audio
 
 __all__ = ["AudioDeviceError", "GatedSource", "MicrophoneTrack", "SpeakerOutput"]
@@ -135,6 +136,7 @@ class MicrophoneTrack(GatedSource):
         self.device = device
         self.on_failure = on_failure
         self.failed: AudioDeviceError | None = None
+        self.echo_canceller: EchoCanceller | None = None  # set by the call when the speaker is its far end
         self._queue: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue(maxsize=25)
         self._event_loop = asyncio.get_running_loop()
         sd = _sounddevice()
@@ -160,6 +162,8 @@ class MicrophoneTrack(GatedSource):
         age = max(0.0, time_info.currentTime - time_info.inputBufferAdcTime) if time_info.inputBufferAdcTime else 0.0
         t_first = time.monotonic() - age
         samples = indata[:, 0].copy()
+        if self.echo_canceller is not None:  # here, on the device's thread, while its timing is exact
+            samples = self.echo_canceller.near_end(samples, t_first)
         self._event_loop.call_soon_threadsafe(self._offer, samples, t_first)
 
     def _offer(self, samples: np.ndarray, t_first: float) -> None:
@@ -215,6 +219,7 @@ class SpeakerOutput:
         self._buffered = 0
         self.underruns = 0
         self.last_callback = time.monotonic()
+        self.echo_canceller: EchoCanceller | None = None  # given every block played, as its far end
         sd = _sounddevice()
         try:
             self._stream = sd.OutputStream(
@@ -269,11 +274,12 @@ class SpeakerOutput:
         if 0 < filled < frames:
             self.underruns += 1
         outdata[:, 0] = out
-        if self.on_played:
-            ahead = time_info.outputBufferDacTime - time_info.currentTime if time_info.outputBufferDacTime else 0.0
-            t_first = self.last_callback + max(0.0, ahead)
-            for hook in self.on_played:
-                hook(out, t_first)
+        ahead = time_info.outputBufferDacTime - time_info.currentTime if time_info.outputBufferDacTime else 0.0
+        t_first = self.last_callback + max(0.0, ahead)
+        if self.echo_canceller is not None:
+            self.echo_canceller.far_end(out, t_first)
+        for hook in self.on_played:
+            hook(out, t_first)
 
     def close(self) -> None:
         try:

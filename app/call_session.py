@@ -24,6 +24,7 @@ from platform_core.events import ErrorOccurred, Event, MetricMeasured, TurnStart
 
 if TYPE_CHECKING:  # aiortc and av take ~0.5 s to import: not before the window is up
     from app.audio_io import AudioDeviceError, GatedSource, SpeakerOutput
+    from app.echo_canceller import EchoCanceller
     from platform_core import CallClient
 
 
@@ -45,6 +46,7 @@ class Call:
         self.speaker = speaker
         self.recorder = recorder
         self.meter = meter
+        self.echo_canceller: EchoCanceller | None = None
         self.conversation_id: str | None = None
         self.hanging_up = False
 
@@ -171,6 +173,39 @@ class CallSession:
             speaker.on_played.append(meter.on_speaker)
         return source, speaker
 
+    def _cancel_echo(self, call: Call) -> None:
+        """The speaker becomes the microphone's far end, unless turned off (headset) or the input is a file."""
+        from app.audio_io import MicrophoneTrack
+        from app.echo_canceller import EchoCanceller
+
+        source, speaker = call.source, call.speaker
+        if not isinstance(source, MicrophoneTrack) or speaker is None:
+            return self.window.set_echo_status("")
+        if not self.app_settings.echo_cancellation:
+            return self.window.set_echo_status("Echo cancellation: off")
+        try:
+            canceller = EchoCanceller()
+        except (ImportError, OSError, RuntimeError) as exc:  # its native library missing or refusing
+            self.window.set_echo_status("Echo cancellation: unavailable")
+            return self.notice(
+                "echo", "No echo cancellation", f"It could not start: {exc}.", "Use a headset, or reinstall the app."
+            )
+        call.echo_canceller = source.echo_canceller = speaker.echo_canceller = canceller
+        self.window.set_echo_status("Echo cancellation: on")
+
+    def _show_echo(self, call: Call) -> None:
+        canceller = call.echo_canceller
+        if canceller is None:
+            return
+        if canceller.error is not None:
+            self.window.set_echo_status("Echo cancellation: failed")
+            self.notice("echo", "Echo cancellation stopped", canceller.error, "Use a headset, or call again.")
+            call.echo_canceller = None
+            return
+        erle = canceller.erle_db
+        removed = "" if erle is None else f", echo -{erle:.0f} dB"
+        self.window.set_echo_status(f"Echo cancellation: on{removed}")
+
     def _mouth_to_ear_meter(self) -> MouthToEarMeter:
         loop = asyncio.get_running_loop()
 
@@ -187,13 +222,12 @@ class CallSession:
     # --- the call ---------------------------------------------------------------------------------
 
     def _api_key_for(self, customer_id: str | None) -> str | None:
-        """Calls are routed to the agents of the customer whose API key places them."""
-        if customer_id is None:
-            return None
+        """Calls are routed to the agents of the customer whose API key places them; the plain
+        assistant (None) calls with the main key (every call needs one)."""
         for key, customer in self.config.server.customers().items():
             if customer == customer_id:
                 return key
-        return None
+        return self.config.server.main_key() or None
 
     async def start(self, customer_id: str | None, agent_id: str | None = None) -> None:
         """Call the agents of `customer_id` (None: the plain assistant); `agent_id` picks one agent class."""
@@ -230,13 +264,15 @@ class CallSession:
             feed="no-levels",
         )
         self.call = call = Call(client, source, speaker, recorder, meter, customer_id)
+        self._cancel_echo(call)
         try:
             call.conversation_id = await client.connect()
         except CallError as exc:
             self.window.show_failure("The call could not start", exc.message, exc.hint)
             await self._end()
             return
-        recorder.meta["conversation_id"] = call.conversation_id
+        recorder.bind(call.conversation_id)
+        self.session.follow(call.conversation_id)  # the app's own call has the panels, whatever else runs
         self.window.set_call_state("active")
         self._tasks.spawn(self._watch_call(call))
         self._health_task = self._tasks.spawn(self._watch_devices(call))
@@ -253,6 +289,7 @@ class CallSession:
         """A speaker unplugged mid-call: keep the call (text and events), stop playback, say so."""
         while self.call is call:
             await asyncio.sleep(0.5)
+            self._show_echo(call)
             if call.speaker is not None and not call.speaker.alive:
                 call.speaker.close()
                 call.speaker = None
@@ -286,6 +323,7 @@ class CallSession:
             call.source.stop()
         if call.speaker is not None:
             call.speaker.close()
+        self.window.set_echo_status("")
         folder = call.recorder.close()
         self.window.show_status(f"Conversation saved to {folder}", 15000)
         self.last_recording = folder

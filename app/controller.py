@@ -53,6 +53,7 @@ class AppController(QObject):
         self.app_settings = app_settings
         self.settings_path = settings_path
         self.review_windows: list[ReviewWindow] = []
+        self.qa_windows: list[object] = []  # open QA windows, kept alive
         self._restart_after_call = False
         self.tasks = BackgroundTasks(self._task_crashed)
         self.lifecycle = PlatformLifecycle(window, session, bus, config, self.tasks, on_ready=self._platform_ready)
@@ -86,6 +87,7 @@ class AppController(QObject):
         w.export_requested.connect(self.export)
         w.open_requested.connect(self.open_conversation)
         w.settings_requested.connect(self.edit_settings)
+        w.qa_requested.connect(self.open_qa)
 
     def _task_crashed(self, exc: BaseException) -> None:
         self.window.show_failure(
@@ -208,6 +210,21 @@ class AppController(QObject):
         review = ReviewWindow(saved)
         self.review_windows.append(review)
         review.show()
+
+    def open_qa(self) -> None:
+        """The QA window, running suites against this app's platform with its API key (docs/qa.md)."""
+        from app.qa_window import QaWindow
+        from platform_core import user_data_dir
+
+        platform = self.lifecycle.platform
+        if platform is None or platform.health() != "ok\n":
+            self.window.show_failure(
+                "The platform is not ready", "QA suites run against the app's platform.", "Wait until it is ready."
+            )
+            return
+        qa = QaWindow(platform.url, self.config.server.api_key, user_data_dir() / "qa-reports")
+        self.qa_windows.append(qa)
+        qa.show()
 
     def edit_settings(self) -> None:
         from app.audio_io import list_devices

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -46,6 +47,7 @@ class MainWindow(QMainWindow):
     open_requested = Signal(Path)
     export_requested = Signal(Path, str)  # path, "csv" | "json"
     input_wav_chosen = Signal(object)  # Path, or None to go back to the microphone
+    qa_requested = Signal()  # open the QA window (app/qa_window.py)
     settings_requested = Signal()
     closing = Signal()
 
@@ -149,6 +151,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Use a &WAV file as the microphone…", self._wav_dialog)
         self._action(file_menu, "Use the &microphone", lambda: self.input_wav_chosen.emit(None))
         file_menu.addSeparator()
+        self._action(file_menu, "Run a Q&A suite…", self.qa_requested.emit)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         settings_menu = self.menuBar().addMenu("&Settings")
         self._action(settings_menu, "&Preferences…", self.settings_requested.emit)
@@ -170,10 +174,25 @@ class MainWindow(QMainWindow):
         self.engine_label = QLabel("Starting…")
         self.call_label = QLabel("")
         self.url_label = QLabel("")
+        # The API key agents and other callers need (the app's own calls use it too), with a copy button.
+        self._api_key = ""
+        self.key_label = QLabel("")
+        self.key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy_key_button = QPushButton("Copy key")
+        self.copy_key_button.setToolTip("Copy the platform's API key (agents connect with --api-key KEY)")
+        self.copy_key_button.clicked.connect(self._copy_api_key)
+        self.copy_key_button.hide()
+        self.health_label = QLabel("")  # an engine that died and is restarting, with the reason
+        self.health_label.hide()
+        self.echo_label = QLabel("")  # the echo canceller during a call: on/off and the echo it removes
         bar = self.statusBar()
         bar.addWidget(self.engine_label, 1)
+        bar.addPermanentWidget(self.health_label)
+        bar.addPermanentWidget(self.echo_label)
         bar.addPermanentWidget(self.call_label)
         bar.addPermanentWidget(self.url_label)
+        bar.addPermanentWidget(self.key_label)
+        bar.addPermanentWidget(self.copy_key_button)
         bar.addPermanentWidget(self.progress)
 
     # --- user intents -------------------------------------------------------------------------
@@ -264,11 +283,24 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(text)
         self.progress.hide()
 
+    def set_echo_status(self, text: str) -> None:
+        self.echo_label.setText(text)
+
     def set_input_source(self, text: str) -> None:
         self.input_label.setText(f" Input: {text} ")
 
     def set_platform_url(self, url: str) -> None:
         self.url_label.setText(f" agents connect to {url} ")
+
+    def set_api_key(self, key: str) -> None:
+        """Show the key agents need, and offer to copy it."""
+        self._api_key = key
+        self.key_label.setText(f" API key: {key} ")
+        self.copy_key_button.setVisible(bool(key))
+
+    def _copy_api_key(self) -> None:
+        QApplication.clipboard().setText(self._api_key)
+        self.statusBar().showMessage("API key copied to the clipboard", 3000)
 
     def show_failure(self, title: str, message: str, hint: str = "", *, modal: bool = True) -> None:
         """Say what happened, why, and what to do; never blocks a running call for long."""
@@ -304,7 +336,16 @@ class MainWindow(QMainWindow):
             self.engine_label.setText(text)
             self.progress.hide()
 
+    def _refresh_health(self) -> None:
+        problems = self.session.engine_problems()
+        self.health_label.setVisible(bool(problems))
+        text = "Engine degraded: " + "; ".join(problems) if problems else ""
+        if self.health_label.text() != text:
+            self.health_label.setText(text)
+            self.health_label.setStyleSheet("color: #b00020; font-weight: bold;")
+
     def _refresh_status(self) -> None:
+        self._refresh_health()
         engines = self.session.engines
         # After a failure the engines still loading never report done: their progress would spin for good.
         if engines and self._engines_failed is None:

@@ -80,6 +80,7 @@ class PlatformLifecycle:
             self.platform = None
             return False
         self.window.set_platform_url(platform.gateway_url)
+        self.window.set_api_key(self.config.server.main_key())
         for agent in platform.agents():  # agents that connected before we subscribed
             self.session.agents.connected(agent.connection_id, agent.customer_id, agent.remote, time.monotonic())
         self._tasks.spawn(self._await_engines(platform, platform_core.PlatformError))

@@ -89,6 +89,11 @@ class ConversationRecorder:
         self._events: IO[str] | None = open(self.folder / "events.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self.session = SessionModel()  # the recording's own view: it exports metrics and transcript
 
+    def bind(self, conversation_id: str) -> None:
+        """The call is connected as `conversation_id`: from now on only its events are kept."""
+        self.meta["conversation_id"] = conversation_id
+        self.session.follow(conversation_id)
+
     def on_event(self, event: ev.Event) -> None:
         if self._events is None:
             return

@@ -357,11 +357,15 @@ def self_test_main(argv: Sequence[str], out: IO[str] | None = None) -> int:
 
 
 def headless_command(argv: Sequence[str]) -> int | None:
-    """Handle the flags that need no window (`--self-test`, the hidden `--run-agent` and
+    """Handle the flags that need no window (`--self-test`, `test PATH...`, the hidden `--run-agent` and
     `--run-llm-server`); None otherwise."""
     args = list(argv)
     if args[:1] == ["--run-agent"]:
         return run_agent(args[1:])
+    if args[:1] == ["test"]:  # QA runs (docs/qa.md), the same runner as `conversimple-platform test`
+        from platform_core import run_qa
+
+        return run_qa(args[1:])
     if args[:1] == ["--run-llm-server"]:  # the bundle's embedded llama.cpp runs in a child process
         from platform_core import run_llm_server
 

@@ -6,9 +6,14 @@ import importlib
 import sys
 
 BENCHMARKS = [
-    "bench.voice_latency",
+    "bench.agent_tax",  # bench.voice_latency without and with the seed agent, by turn class
+    "bench.turn_taking",
     "bench.llm_tool_choice",
+    "bench.llm_tool_reply",
     "bench.tool_roundtrip",
+    "bench.concurrency",
+    "bench.memory",
+    "bench.interruptions",
 ]
 
 

@@ -3,6 +3,7 @@ public conversimple-sdk in its own venv. Lives here, not in tests/, so the bench
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -99,3 +100,12 @@ def compat_venv() -> Path:
     )
     marker.write_text(CONVERSIMPLE + "\n")
     return home
+
+
+def save_result(path: str | Path, result: object) -> Path:
+    """A bench's figures as JSON at `path` (its folder made), said on stdout."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"saved {out}")
+    return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import statistics
 import subprocess
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import save_result
 from platform_core.events import METRICS
 
 # The report's per-turn figures (tool calls are per call: the turn lines name them instead).
@@ -50,16 +50,16 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
 
 
-def synthesize_utterances(folder: Path) -> list[Path]:
+def synthesize_utterances(folder: Path, utterances: list[str]) -> list[Path]:
     from platform_core.cli.demo import write_speech_wav
     from platform_core.engines.tts.piper import PiperTTS
     from platform_core.models.store import ensure_model
 
     tts = PiperTTS(ensure_model("piper-joe"))
     paths = []
-    for i, text in enumerate(UTTERANCES):
+    for i, text in enumerate(utterances):
         path = folder / f"utterance_{i:02d}.wav"
-        write_speech_wav(list(tts.synthesize(text)), tts.sample_rate, path)
+        write_speech_wav(list(tts.synthesize(text, steady=True)), tts.sample_rate, path)
         paths.append(path)
     tts.close()
     return paths
@@ -97,20 +97,22 @@ def peak_rss_mb(pid: int) -> float:
     return total
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, utterances: list[str] | None = None) -> dict[str, Any]:
     from bench.harness import start_platform, stop_platform
     from platform_core.calls import place_call
 
+    utterances = utterances or UTTERANCES
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        wavs = synthesize_utterances(folder)
+        wavs = synthesize_utterances(folder, utterances)
         started = time.monotonic()
-        platform = start_platform(folder, "-v", *(["--threads", str(args.threads)] if args.threads else []))
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        platform = start_platform(folder, "-v", *threads, *getattr(args, "extra", []))
         print(f"platform ready in {time.monotonic() - started:.1f} s (pid {platform.process.pid})")
         turns: list[dict[str, Any]] = []
         agent = _start_seed_agent(platform) if args.agent else None
         try:
-            for text, wav in zip(UTTERANCES, wavs, strict=True):
+            for text, wav in zip(utterances, wavs, strict=True):
                 report = await place_call(
                     platform.url, "seed" if agent else None, input_wav=wav, api_key=platform.api_key
                 )
@@ -167,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             f"platform event loop: worst stall {loop['worst_stall_ms']} ms, "
             f"{loop['stalls_over_50ms']} stalls over 50 ms{where}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"saved {out}")
+    save_result(args.out, result)
     return 0
 
 

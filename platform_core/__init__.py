@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from platform_core.files import write_text_atomic
     from platform_core.models import ModelError, ensure_model, load_manifest, prepare_models
     from platform_core.platform import Platform, PlatformError
+    from platform_core.qa.command import main as run_qa
     from platform_core.resources import resource_path
     from platform_core.transport.client import CallClient, CallError
     from platform_core.transport.wav_source import PacedAudioTrack
@@ -97,6 +98,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load_manifest": ("platform_core.models", "load_manifest"),
     "ModelError": ("platform_core.models", "ModelError"),
     "resource_path": ("platform_core.resources", "resource_path"),
+    # QA runs: the packaged app's `conversimple-studio test PATH...` (docs/qa.md)
+    "run_qa": ("platform_core.qa.command", "main"),
     # the packaged app's `--run-llm-server` child process (llama.cpp, see engines/llm/llama_server.py)
     "run_llm_server": ("platform_core.engines.llm.llama_server", "main"),
 }
@@ -132,6 +135,7 @@ __all__ = [
     "read_json_settings",
     "resource_path",
     "run_llm_server",
+    "run_qa",
     "save_settings",
     "settings_path",
     "user_cache_dir",

@@ -12,98 +12,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The metric registry lives in metrics.py; re-exported here, where every reader has imported it from.
+from platform_core.metrics import LATENCY_STAGES as LATENCY_STAGES
+from platform_core.metrics import METRIC_NAMES as METRIC_NAMES
+from platform_core.metrics import METRICS as METRICS
+from platform_core.metrics import TURN_METRICS as TURN_METRICS
+from platform_core.metrics import MetricInfo as MetricInfo
+from platform_core.metrics import MetricName as MetricName
+
 ConversationState = Literal["connecting", "active", "ended"]
 AudioSource = Literal["caller", "agent"]
 ToolCallStatus = Literal["started", "done", "error", "timeout", "cancelled"]
-MetricName = Literal[
-    "end_of_turn_delay",
-    "transcription_delay",
-    "tool_choice",
-    "tool_call",
-    "llm_ttft",
-    "llm_ttfs",
-    "tts_ttfb",
-    "e2e_latency",
-    "answer_latency",
-    "mouth_to_ear",
-    "barge_in_delay",
-]
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric is, for every reader (call report, app view models and widgets, bench)."""
-
-    name: MetricName
-    label: str  # a short human name
-    description: str
-    stage: str | None = None  # the segment of the stacked latency bar it feeds; None: not a stage
-    every_turn: bool = True  # measured on every answered turn (else only when it happened)
-    per_tool_call: bool = False  # one value per tool call, not per turn
-
-
-# Every metric (seconds), in the order they occur in a turn; the stacked bar's stages in this order.
-METRICS: dict[MetricName, MetricInfo] = {
-    info.name: info
-    for info in (
-        MetricInfo(
-            "end_of_turn_delay",
-            "endpointing",
-            "the caller stopped speaking -> the turn was committed",
-            stage="endpointing",
-        ),
-        MetricInfo(
-            "transcription_delay", "transcription", "the caller stopped speaking -> the final transcript", stage="stt"
-        ),
-        MetricInfo(
-            "tool_choice",
-            "tool choice",
-            "the LLM deciding whether to call a tool",
-            stage="tool choice",
-            every_turn=False,
-        ),
-        MetricInfo(
-            "tool_call",
-            "tool call",
-            "one tool call, request -> result",
-            stage="tools",
-            every_turn=False,
-            per_tool_call=True,
-        ),
-        MetricInfo("llm_ttft", "LLM first token", "the request to the LLM -> its first token"),
-        MetricInfo(
-            "llm_ttfs", "LLM first sentence", "the request to the LLM -> its first sentence for TTS", stage="llm"
-        ),
-        MetricInfo("tts_ttfb", "TTS first audio", "the first text handed to TTS -> its first audio", stage="tts"),
-        MetricInfo(
-            "e2e_latency",
-            "voice-to-voice",
-            "the caller stopped speaking -> the agent's first audio sent",
-            stage="other",
-        ),
-        MetricInfo(
-            "answer_latency",
-            "answer",
-            "the caller stopped speaking -> the first audio of the answer itself (after the tool's result where"
-            " a tool ran); the same as voice-to-voice unless a filler was said first",
-        ),
-        MetricInfo(
-            "mouth_to_ear",
-            "mouth-to-ear",
-            "From the moment you stopped speaking at the microphone to the agent's voice reaching the"
-            " speaker: includes WebRTC, the jitter buffer and the audio devices.",
-            stage="playout",
-            every_turn=False,
-        ),
-        MetricInfo(
-            "barge_in_delay", "barge-in", "the caller's speech arrived -> the agent's audio stopped", every_turn=False
-        ),
-    )
-}
-METRIC_NAMES: tuple[MetricName, ...] = tuple(METRICS)
-# The platform measures these on every answered turn (the others only when they happen, or on the caller side).
-TURN_METRICS: tuple[MetricName, ...] = tuple(n for n, m in METRICS.items() if m.every_turn)
-LATENCY_STAGES: tuple[str, ...] = tuple(m.stage for m in METRICS.values() if m.stage)
 
 
 def _now() -> float:
@@ -185,6 +104,34 @@ class TurnStarted(Event):
     speech_ended_at: float  # monotonic time the caller actually stopped speaking
 
 
+TurnCommitReason = Literal["silence", "complete", "max_wait", "max_turn"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnHeld(Event):
+    """At the silence endpoint the turn model judged the caller unfinished (a pause mid-sentence):
+    the turn is held open for up to `wait_s` more; speech in that time joins the same turn."""
+
+    conversation_id: str
+    probability: float  # the model's probability that the turn was complete (under the threshold)
+    wait_s: float  # the longest it is held
+    model_s: float  # how long the model took
+    speech_ended_at: float  # monotonic time the caller paused
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnCommitted(Event):
+    """The end of the caller's turn was decided (a `TurnStarted` follows at once), and why:
+    "silence" (silence alone, no turn model), "complete" (the model judged it finished),
+    "max_wait" (held the longest allowed), "max_turn" (the turn reached its length limit)."""
+
+    conversation_id: str
+    reason: TurnCommitReason
+    probability: float | None  # the model's last judgement, None when it was not asked
+    held_s: float  # time the turn spent held (0.0 when never held)
+    model_s: float | None = None  # how long the model's last judgement took
+
+
 @dataclass(frozen=True, kw_only=True)
 class TranscriptPartial(Event):
     conversation_id: str
@@ -213,6 +160,39 @@ class AgentTextDelta(Event):
 class AgentSpeakingChanged(Event):
     conversation_id: str
     speaking: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentPaused(Event):
+    """The caller started speaking over the agent: its audio is held (not dropped) until it is decided
+    whether this is an interruption (`AgentInterrupted`) or not (`AgentResumed`)."""
+
+    conversation_id: str
+    turn_id: int  # the turn whose answer was paused (0: the greeting)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentResumed(Event):
+    """A false interruption: the caller's speech over the agent stopped too soon (a backchannel, a cough)
+    or stayed undecided for the timeout; the agent goes on from where it paused, nothing lost."""
+
+    conversation_id: str
+    turn_id: int
+    paused_s: float  # how long the agent was silent
+    speech_s: float  # the caller's speech that paused it
+    reason: str  # "speech ended" | "timeout"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentInterrupted(Event):
+    """The caller's speech over the agent was enough to interrupt it: the paused answer is dropped (only
+    its played words stay in the history) and the caller's words become the next turn."""
+
+    conversation_id: str
+    turn_id: int
+    speech_s: float  # the caller's speech that decided it
+    words: int  # recognised words of it when decided (0 when only the duration is required)
+    paused_s: float  # from the pause to the decision
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +276,27 @@ class ErrorOccurred(Event):
     message: str
     hint: str = ""
     conversation_id: str | None = None
+    turn_id: int | None = None  # set when this turn failed (it was not answered, or only with an apology)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineHealthChanged(Event):
+    """An engine died and is restarting, could not be restarted ("failed"), or is back ("ok")."""
+
+    engine: str  # "llm", "stt", "tts"
+    state: str  # "ok" | "restarting" | "failed"
+    reason: str = ""
+    restart_s: float | None = None  # with "ok" after a restart: from the death noticed to serving again
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMQueued(Event):
+    """A turn waits for the language model: its every slot is serving other callers."""
+
+    conversation_id: str
+    turn_id: int
+    ahead: int  # requests running or waiting before this one
+    max_wait_s: float  # after this wait the turn is answered "busy"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,10 +316,15 @@ PlatformEvent = (
     | AudioLevel
     | VadStateChanged
     | TurnStarted
+    | TurnHeld
+    | TurnCommitted
     | TranscriptPartial
     | TranscriptFinal
     | AgentTextDelta
     | AgentSpeakingChanged
+    | AgentPaused
+    | AgentResumed
+    | AgentInterrupted
     | TurnCompleted
     | MetricMeasured
     | ToolCallUpdated
@@ -327,5 +333,7 @@ PlatformEvent = (
     | ToolsRegistered
     | EngineProgress
     | ErrorOccurred
+    | EngineHealthChanged
+    | LLMQueued
     | LoopStall
 )

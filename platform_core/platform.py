@@ -15,22 +15,35 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from websockets.asyncio.server import Server
 
 from platform_core.bus import EventBus
-from platform_core.config import PlatformConfig
+from platform_core.config import PlatformConfig, ServerConfig, user_cache_dir
 from platform_core.engines.base import EngineUnavailable, Int16Audio
 from platform_core.engines.factory import load_engines
+from platform_core.engines.health import EngineStatus
 from platform_core.engines.runner import Engines
 from platform_core.errors import StudioError
-from platform_core.events import EngineProgress, ErrorOccurred
+from platform_core.events import EngineHealthChanged, EngineProgress, ErrorOccurred
 from platform_core.gateway import AgentGateway, AgentInfo
+from platform_core.heap import release_free_memory
 from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
+from platform_core.pipeline.prompt_cache import PromptWarmer
 from platform_core.protocol import GATEWAY_PATH
+from platform_core.server.access import (
+    PAGE_TOKEN_PREFIX,
+    AccessGuard,
+    FailureThrottle,
+    PageTokens,
+    is_loopback,
+    weak_key_problem,
+)
 from platform_core.server.app import PortInUse, start_server
-from platform_core.server.host import CallRefused
+from platform_core.server.host import CallRefused, Unauthorized
+from platform_core.transport.offer import BadOffer, OfferLimits, check_offer
 from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
 
@@ -56,6 +69,37 @@ class Call:
         await self.peer.close(reason)
 
 
+def _access_guard(server: ServerConfig) -> AccessGuard:
+    return AccessGuard(
+        server.host,
+        allowed_hosts=server.allowed_hosts,
+        allowed_origins=server.allowed_origins,
+        tokens=PageTokens(server.page_token_ttl_s),
+        throttle=FailureThrottle(server.auth_max_failures, server.auth_window_s, server.auth_lockout_s),
+    )
+
+
+def _check_exposure(server: ServerConfig) -> str | None:
+    """None on loopback; elsewhere a warning, or PlatformError if a key is weak (anyone could guess it)."""
+    if is_loopback(server.host):
+        return None
+    problems = [problem for key in server.customers() if (problem := weak_key_problem(key))]
+    if not server.customers():
+        problems.append("no API key is configured")
+    if problems:
+        raise PlatformError(
+            f"Refusing to serve on {server.host}, reachable from other machines: {problems[0]}.",
+            "Use a long random API key (--api-key, or Settings; `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(24))'` makes one), or serve on 127.0.0.1.",
+        )
+    warning = (
+        f"serving on {server.host}: other machines can reach the platform; only callers and agents with "
+        "the API key get in, and the connection is not encrypted (use a TLS proxy beyond your own network)"
+    )
+    log.warning(warning)
+    return warning
+
+
 class Platform:
     def __init__(self, config: PlatformConfig | None = None, bus: EventBus | None = None) -> None:
         self.config = config or PlatformConfig()
@@ -70,6 +114,11 @@ class Platform:
         self._engines_task: asyncio.Task[Engines] | None = None
         self._port = self.config.server.port
         self._call_watchers: set[asyncio.Task[None]] = set()
+        self.access = _access_guard(self.config.server)
+        self.gateway.on_auth_failure = lambda remote, problem: self.access.failed(remote, GATEWAY_PATH, problem)
+        self.exposure_warning: str | None = None  # set by start() when the port is reachable from other machines
+        self._opening = 0  # calls admitted and being answered, not yet in `calls`
+        self._warmer: PromptWarmer | None = None
 
     @property
     def url(self) -> str:
@@ -88,6 +137,7 @@ class Platform:
         self.bus.bind_loop(asyncio.get_running_loop())
         self.watchdog.start()
         host, port = self.config.server.host, self.config.server.port
+        self.exposure_warning = _check_exposure(self.config.server)
         try:
             self._server = await start_server(self, host, port)
         except PortInUse as exc:
@@ -126,10 +176,83 @@ class Platform:
         except (EngineUnavailable, ModelError) as exc:
             self.bus.publish(ErrorOccurred(where="engines", message=exc.message, hint=exc.hint))
             raise
+        self.engines.health.subscribe(self._engine_health_changed)
+        self._warmer = PromptWarmer(self.engines, self.config, user_cache_dir() / "tool-sets.json")
+        self.bus.subscribe(self._warmer.on_event)
+        self._warmer.start({agent.customer_id for agent in self.agents()})
         return self.engines
 
+    @property
+    def server_config(self) -> ServerConfig:
+        """The server settings, the limits signalling enforces among them."""
+        return self.config.server
+
+    def _engine_health_changed(self, engine: str, status: EngineStatus) -> None:
+        self.bus.publish_threadsafe(
+            EngineHealthChanged(
+                engine=engine,
+                state=status.state,
+                reason=status.reason,
+                restart_s=status.last_restart_s if status.state == "ok" else None,
+            )
+        )
+        if status.state != "ok":
+            self.bus.publish_threadsafe(
+                ErrorOccurred(
+                    where=engine,
+                    message=f"The {engine} engine is {status.state}: {status.reason}",
+                    hint="The platform restarts it; calls wait for it meanwhile (see /healthz)."
+                    if engine == "llm"
+                    else "It recovers when the stuck job ends; if it does not, restart the platform.",
+                )
+            )
+
+    def health_report(self) -> dict[str, Any]:
+        """The platform's health: "loading", "ok", "degraded" (an engine restarting or failed, the
+        reason says which and why) or "failed" (the engines could not load); each engine's state."""
+        if self.engines is None:
+            task = self._engines_task
+            exc = task.exception() if task is not None and task.done() and not task.cancelled() else None
+            if exc is None:
+                return {"status": "loading", "reason": "", "engines": {}}
+            reason = exc.message if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
+            return {"status": "failed", "reason": f"the engines failed to load: {reason}", "engines": {}}
+        problems = self.engines.health.problems()
+        queue = self.engines.llm_queue
+        return {
+            "status": "degraded" if problems else "ok",
+            "reason": "; ".join(problems),
+            "engines": {
+                name: {
+                    "state": s.state,
+                    "reason": s.reason,
+                    "restarts": s.restarts,
+                    "last_restart_s": s.last_restart_s,
+                }
+                for name, s in self.engines.health.snapshot().items()
+            },
+            "llm_queue": {
+                "slots": queue.slots,
+                "running": queue.running,
+                "waiting": queue.waiting,
+                "spare_slots": queue.spare,
+                "preempted": queue.preempted,
+            },
+            "turn_detection": self._turn_detection(),
+            "calls": {"in_progress": len(self.calls) + self._opening, "max_calls": self.config.server.max_calls},
+        }
+
+    def _turn_detection(self) -> dict[str, str]:
+        """How turns end: by the turn model, or by silence (chosen, or the model is missing: why)."""
+        chosen = self.config.voice.turn_detection
+        engines = self.engines
+        if chosen == "smart-turn" and engines is not None and engines.turn_model is None:
+            return {"mode": "silence", "reason": f"turn model unavailable: {engines.turn_model_missing}"}
+        return {"mode": chosen, "reason": ""}
+
     def health(self) -> str:
-        return "ok\n" if self.engines is not None else "loading\n"
+        report = self.health_report()
+        return f"{report['status']}: {report['reason']}\n" if report["reason"] else f"{report['status']}\n"
 
     # --- for hosts (the app, the self-test): what they need without reaching into the internals ---
 
@@ -137,9 +260,10 @@ class Platform:
         """The agents connected now (a snapshot; call it on the loop thread)."""
         return self.gateway.agents()
 
-    def synthesize(self, text: str) -> AsyncIterator[Int16Audio]:
-        """`text` spoken by the loaded voice, chunk by chunk, at `speech_rate`."""
-        return self._loaded_engines().synthesize(text)
+    def synthesize(self, text: str, *, steady: bool = False) -> AsyncIterator[Int16Audio]:
+        """`text` spoken by the loaded voice, chunk by chunk, at `speech_rate` (`steady`: the same audio
+        for the same text every time)."""
+        return self._loaded_engines().synthesize(text, steady=steady)
 
     @property
     def speech_rate(self) -> int:
@@ -156,29 +280,78 @@ class Platform:
             raise PlatformError("The engines are not loaded yet.", "await start() (or wait_ready()) first.")
         return self.engines
 
-    def customer_for(self, api_key: str | None) -> str:
+    def customer_for(self, api_key: object) -> str:
+        """The customer whose API key (or the page's token: the default customer) places a call;
+        raises Unauthorized saying what is wrong."""
         customers = self.config.server.customers()
-        if api_key is None:
-            return customers.get(self.config.server.api_key, next(iter(customers.values())))
-        if api_key not in customers:
-            raise CallRefused("unauthorized: invalid API key", "use an API key configured on the platform")
-        return customers[api_key]
+        if isinstance(api_key, str) and api_key in customers:
+            return customers[api_key]
+        if isinstance(api_key, str) and api_key.startswith(PAGE_TOKEN_PREFIX):
+            problem = self.access.tokens.problem(api_key)
+            if problem is None:
+                return self.config.server.default_customer()
+            minutes = self.access.tokens.ttl_s / 60
+            raise Unauthorized(
+                f"unauthorized: {problem}", f"reload the platform's page (its token lasts {minutes:.0f} min)"
+            )
+        if not api_key:
+            raise Unauthorized(
+                "unauthorized: the call has no API key",
+                "send the platform's API key in the offer's api_key field (`serve` prints it, the desktop app "
+                "shows it, the CLI reads --api-key or $CONVERSIMPLE_API_KEY)",
+            )
+        raise Unauthorized(
+            "unauthorized: invalid API key",
+            "use an API key configured on the platform (`serve` prints it; the desktop app shows it)",
+        )
 
     async def open_call(self, offer_sdp: str, *, agent_id: str | None, api_key: str | None) -> Call:
-        """Start a conversation for a WebRTC caller; returns the call, its answer in `answer_sdp`."""
-        if self.engines is None:
-            if self._engines_task is not None and self._engines_task.done() and self._engines_task.exception():
-                exc = self._engines_task.exception()
-                if isinstance(exc, StudioError):
-                    raise CallRefused(f"the engines failed to load: {exc.message}", exc.hint)
-                raise CallRefused(f"the engines failed to load: {exc}", "see the platform's log")
-            raise CallRefused("the engines are still loading", "wait until the platform reports ready")
-        customer_id = self.customer_for(api_key)
+        """Start a conversation for a WebRTC caller; returns the call, its answer in `answer_sdp`.
+
+        Refused (CallRefused, nothing left behind) while the engines load, for a wrong key, when
+        `max_calls` calls are in progress, and for an offer that is too big, has more than one audio
+        section or that aiortc cannot parse or answer."""
+        customer_id = self.customer_for(api_key)  # first: nothing is told to a caller without a key
+        engines = self._engines_for_calls()
+        self._admit()
+        self._opening += 1  # counted from here, so concurrent openings cannot overshoot max_calls
+        try:
+            return await self._answer(offer_sdp, engines, agent_id=agent_id, customer_id=customer_id)
+        finally:
+            self._opening -= 1
+
+    def _engines_for_calls(self) -> Engines:
+        if self.engines is not None:
+            return self.engines
+        if self._engines_task is not None and self._engines_task.done() and self._engines_task.exception():
+            exc = self._engines_task.exception()
+            if isinstance(exc, StudioError):
+                raise CallRefused(f"the engines failed to load: {exc.message}", exc.hint)
+            raise CallRefused(f"the engines failed to load: {exc}", "see the platform's log")
+        raise CallRefused("the engines are still loading", "wait until the platform reports ready")
+
+    def _admit(self) -> None:
+        """Admission control: a clear "busy" before any engine work, not a slow failure later."""
+        in_progress, limit = len(self.calls) + self._opening, self.config.server.max_calls
+        if in_progress >= limit:
+            raise CallRefused(
+                f"busy: {in_progress} calls in progress, the limit is {limit}",
+                "try again when a call has ended (the limit is max_calls in the server settings)",
+            )
+
+    async def _answer(self, offer_sdp: str, engines: Engines, *, agent_id: str | None, customer_id: str) -> Call:
+        limits = self.config.server
+        try:
+            check_offer(
+                offer_sdp, OfferLimits(limits.max_sdp_bytes, limits.max_audio_sections, limits.max_media_sections)
+            )
+        except BadOffer as exc:
+            raise CallRefused(f"the offer was refused: {exc.message}", exc.hint) from exc
         conversation = Conversation(
             conversation_id=f"conv_{uuid.uuid4().hex[:12]}",
             agent_id=agent_id,
             customer_id=customer_id,
-            engines=self.engines,
+            engines=engines,
             router=self.gateway,
             bus=self.bus,
             config=self.config,
@@ -188,13 +361,14 @@ class Platform:
             conversation.track,
             on_caller_track=conversation.attach_caller,
             on_closed=conversation.close,
+            connect_timeout_s=limits.connect_timeout_s,
         )
         call = Call(conversation, peer)
         try:
             await peer.answer(offer_sdp)
-        except ValueError as exc:
-            await call.close(f"bad offer: {exc}")
-            raise CallRefused(f"the offer was refused: {exc}", "send a WebRTC offer with one audio track") from exc
+        except BadOffer as exc:
+            await call.close(f"bad offer: {exc.message}")
+            raise CallRefused(f"the offer was refused: {exc.message}", exc.hint) from exc
         self.calls[conversation.conversation_id] = call
         self._call_watchers.add(task := asyncio.ensure_future(self._forget_when_ended(call)))
         task.add_done_callback(self._call_watchers.discard)
@@ -204,6 +378,8 @@ class Platform:
         await call.conversation.wait_ended()
         await call.close()
         self.calls.pop(call.conversation.conversation_id, None)
+        # What the call freed stays in glibc's arenas otherwise, counted in RSS (heap.py).
+        await asyncio.to_thread(release_free_memory)
 
     async def stop(self) -> None:
         for call in list(self.calls.values()):
@@ -216,6 +392,8 @@ class Platform:
             if not self._engines_task.done():
                 self._engines_task.cancel()
             await asyncio.gather(self._engines_task, return_exceptions=True)
+        if self._warmer is not None:
+            await self._warmer.aclose()
         if self.engines is not None:
             await self.engines.aclose()
             self.engines = None

@@ -16,3 +16,8 @@ MAX_FRAME_BYTES = 1024 * 1024
 WS_MAX_SIZE = 4 * MAX_FRAME_BYTES
 """The websocket layer's own limit (platform server, standalone gateway, agent_sdk): frames between
 the two are read and refused politely; above it websockets closes the connection with 1009."""
+
+TOOL_CALL_CANCELLED = "tool_call_cancelled"
+"""Platform -> agent: the platform abandoned a pending call (barge-in, hang-up, conversation end,
+shutdown); payload `{call_id, conversation_id, tool_name, reason}`. agent_sdk cancels the tool's task;
+conversimple-sdk 0.2.4 logs it as unhandled and goes on (its late answer is dropped)."""

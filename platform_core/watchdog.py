@@ -3,6 +3,13 @@
 A stall is only useful if it says where it came from, so a small sampler thread looks at the loop
 thread's stack while the loop is late and the stall event carries the code it was stuck in. The
 kernel's account of the loop thread (Linux's schedstat) tells computing from waiting for a core.
+
+The sampler never drops a reference to a frame itself: a frame whose function returned while the
+sampler held it owns that function's locals, and the last reference going on the sampler thread
+freed them there. In the app the loop thread is Qt's, and those locals are Qt objects (a widget, a
+QPicture being painted): one destroyed off its thread leaves its timers registered with the GUI
+thread, and the next timer event went to freed memory (a segfault in QTimerInfoList::activateTimers,
+under processEvents). The frames go back to the loop thread, which lets go of them in `take`.
 """
 
 from __future__ import annotations
@@ -11,8 +18,8 @@ import asyncio
 import sys
 import threading
 import time
-import traceback
 from collections import Counter
+from types import FrameType
 
 from platform_core.bus import EventBus
 from platform_core.events import LoopStall
@@ -85,6 +92,7 @@ class _StackSampler(threading.Thread):
         self._late_after_s = late_after_s
         self._last_beat = time.monotonic()
         self._samples: Counter[str] = Counter()
+        self._frames: list[object] = []  # every frame a sample touched, for the loop thread to let go of
         self._lock = threading.Lock()
         self._stopped = threading.Event()
 
@@ -92,29 +100,51 @@ class _StackSampler(threading.Thread):
         self._last_beat = t
 
     def take(self) -> str:
-        """The code the loop was seen in most often since the last beat ("" if it was never late)."""
+        """The code the loop was seen in most often since the last beat ("" if it was never late).
+
+        Call it on the loop thread: the frames sampled meanwhile are let go of here (module docstring)."""
         with self._lock:
             samples, self._samples = self._samples, Counter()
+            frames, self._frames = self._frames, []
+        del frames
         return samples.most_common(1)[0][0] if samples else ""
 
     def stop(self) -> None:
+        """Call it on the loop thread, as `take`."""
         self._stopped.set()
+        with self._lock:
+            frames, self._frames = self._frames, []
+        del frames
 
     def run(self) -> None:
         while not self._stopped.wait(_SAMPLE_EVERY_S):
             if time.monotonic() - self._last_beat < self._late_after_s:
                 continue
-            frame = sys._current_frames().get(self._loop_thread)
-            if frame is not None:
-                where = _describe(traceback.extract_stack(frame))
-                with self._lock:
-                    self._samples[where] += 1
+            self._sample()
+
+    def _sample(self) -> None:
+        # `held` keeps every frame object this touches until the loop thread takes it (module docstring).
+        current = sys._current_frames()
+        held: list[object] = [current]
+        frame: FrameType | None = current.get(self._loop_thread)
+        del current
+        stack: list[tuple[str, int, str]] = []  # (file, line, function), innermost first
+        while frame is not None:
+            held.append(frame)
+            stack.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+            frame = frame.f_back
+        with self._lock:
+            self._frames.append(held)
+            del held  # under the lock: `take` cannot have let go of the list's other reference yet
+            if stack:
+                self._samples[_describe(stack[::-1])] += 1
 
 
-def _describe(stack: traceback.StackSummary) -> str:
-    """The innermost frames outside the event loop's own machinery, innermost last."""
-    frames = [f for f in stack if not any(part in f.filename for part in _OWN_FILES)]
-    return " < ".join(f"{_short(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-3:]))
+def _describe(stack: list[tuple[str, int, str]]) -> str:
+    """The innermost frames outside the event loop's own machinery; `stack` is (file, line, function)
+    from the outermost frame in, the result innermost first."""
+    frames = [f for f in stack if not any(part in f[0] for part in _OWN_FILES)]
+    return " < ".join(f"{_short(filename)}:{line} {name}" for filename, line, name in reversed(frames[-3:]))
 
 
 def _short(filename: str) -> str:

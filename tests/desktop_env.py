@@ -304,6 +304,8 @@ def run_scenario(
 def start_seed_agent(controller: Any) -> subprocess.Popen[bytes]:
     """The seed agent in its own process, connected to the app's embedded platform."""
     root = Path(__file__).resolve().parents[1]
+    (root / "artifacts").mkdir(exist_ok=True)
+    log = (root / "artifacts" / "seed_agent.log").open("ab")  # why it did not join, when it does not
     return subprocess.Popen(
         [
             str(Path(sys.executable).with_name("conversimple-agent")),
@@ -316,8 +318,8 @@ def start_seed_agent(controller: Any) -> subprocess.Popen[bytes]:
         ],
         cwd=root,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 

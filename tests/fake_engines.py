@@ -79,7 +79,7 @@ class WordTts:
     sample_rate: int = 16_000
     spoken: list[str] = field(default_factory=list)
 
-    def synthesize(self, text: str) -> Iterator[Int16Audio]:
+    def synthesize(self, text: str, *, steady: bool = False) -> Iterator[Int16Audio]:
         time.sleep(self.delay_s)
         self.spoken.append(text)
         for _ in text.split():

@@ -7,6 +7,7 @@ already running (then no process is started here).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -122,6 +123,17 @@ class Chromium:
                 self.proc.kill()
                 self.proc.wait()
 
+    async def command(self, method: str, **params: Any) -> dict[str, Any]:
+        """One DevTools protocol command to the page; returns its result."""
+        msg_id = next(self._ids)
+        await self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self._ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method} failed: {reply['error']}")
+                return dict(reply.get("result", {}))
+
     async def evaluate(self, expression: str) -> Any:
         """Evaluate JavaScript in the page (promises awaited); returns the JSON value."""
         msg_id = next(self._ids)
@@ -142,6 +154,18 @@ class Chromium:
             if "exceptionDetails" in result:
                 raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
             return result.get("result", {}).get("value")
+
+    async def screenshot(self, path: Path, width: int = 1400) -> Path:
+        """The whole page, `width` CSS pixels wide, as a PNG."""
+        await self.command(
+            "Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False
+        )
+        height = int(await self.evaluate("document.documentElement.scrollHeight"))
+        clip = {"x": 0, "y": 0, "width": width, "height": max(height, 200), "scale": 1}
+        shot = await self.command("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+        return path
 
     async def wait_for(self, expression: str, timeout: float) -> Any:
         """Poll a JavaScript expression until it is truthy."""

@@ -30,9 +30,10 @@ def _stt():  # type: ignore[no-untyped-def]
 
 
 def speak(text: str, rate: int = 48_000) -> np.ndarray:
-    """`text` spoken by the Piper voice, as int16 mono at `rate`."""
+    """`text` spoken by the Piper voice, as int16 mono at `rate`: the same samples on every run (a test's
+    outcome must not hang on Piper's random variation, which once made whisper hear "Paris" as "pairs")."""
     tts = piper_voice()
-    pcm = np.concatenate(list(tts.synthesize(text)))
+    pcm = np.concatenate(list(tts.synthesize(text, steady=True)))
     return MonoResampler(rate).resample(pcm, tts.sample_rate)
 
 

@@ -166,7 +166,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     result["engines_ready_s"] = time.monotonic() - t0
     agent = desktop_env.start_seed_agent(controller)
     try:
-        await until(lambda: window.agent_combo.findData("default") >= 0, 30, "the agent in the agent list")
+        await until(lambda: window.agent_combo.findData("default") >= 0, 60, "the agent in the agent list")
         window.agent_combo.setCurrentIndex(window.agent_combo.findData("default"))
         meter = StallMeter()
         meter.start()

@@ -139,6 +139,10 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     dialog.port.setValue(9100)
     dialog.endpoint_silence.setValue(0.6)
     dialog.vad_threshold.setValue(0.35)
+    assert dialog.interrupt_speech.value() == pytest.approx(0.6) and dialog.interrupt_words.value() == 0
+    dialog.interrupt_speech.setValue(0.8)
+    dialog.interrupt_words.setValue(2)
+    dialog.resume_after.setValue(3.0)
     dialog.llm_model.setText("my-model")
     dialog.api_keys.setText("k1=acme, k2=globex")
     dialog.input_device.setCurrentText("vmic")
@@ -152,6 +156,8 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     again = load_settings(tmp_path / "settings.json")
     assert again.server.port == 9100 and again.voice.endpoint_silence_s == pytest.approx(0.6)
     assert again.voice.vad_threshold == pytest.approx(0.35) and again.engines.llm_model == "my-model"
+    assert again.voice.interrupt_speech_s == pytest.approx(0.8) and again.voice.interrupt_min_words == 2
+    assert again.voice.false_interruption_timeout_s == pytest.approx(3.0)
     assert again.server.customers() == {"k1": "acme", "k2": "globex"}
     assert again.engines.stt_threads == 0 and again.engines.take_turns is False
     assert load_app_settings(tmp_path / "app.json") == AppSettings(input_device="vmic", push_to_talk=True)

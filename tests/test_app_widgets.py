@@ -22,6 +22,7 @@ from platform_core.events import (
     AgentTextDelta,
     AudioLevel,
     ConversationStateChanged,
+    EngineHealthChanged,
     EngineProgress,
     ErrorOccurred,
     MetricMeasured,
@@ -193,6 +194,12 @@ def test_engine_progress_and_errors_are_shown(wired, qtbot) -> None:  # type: ig
     qtbot.waitUntil(lambda: window.engine_label.text().startswith("Ready"), timeout=2000)
     bus.publish(ErrorOccurred(where="gateway", message="Agent acme disconnected", hint="Restart it"))
     qtbot.waitUntil(lambda: "Agent acme disconnected" in window.panels.event_log.view.toPlainText(), timeout=2000)
+    # An engine that died shows as degraded, with the reason, until it is back.
+    bus.publish(EngineHealthChanged(engine="llm", state="restarting", reason="llama.cpp exited: killed by signal 9"))
+    qtbot.waitUntil(lambda: "signal 9" in window.health_label.text() and window.health_label.isVisible(), timeout=2000)
+    assert window.health_label.text().startswith("Engine degraded: llm restarting")
+    bus.publish(EngineHealthChanged(engine="llm", state="ok", restart_s=1.2))
+    qtbot.waitUntil(lambda: not window.health_label.isVisible(), timeout=2000)
 
 
 def test_buttons_emit_intents(wired, qtbot) -> None:  # type: ignore[no-untyped-def]

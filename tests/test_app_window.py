@@ -54,3 +54,13 @@ def test_space_talks_only_with_push_to_talk_on(window: MainWindow, qtbot) -> Non
     qtbot.keyPress(window, Qt.Key.Key_Space)
     qtbot.keyRelease(window, Qt.Key.Key_Space)
     assert talking == [True, False]
+
+
+def test_the_api_key_is_shown_and_copied(window: MainWindow) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    assert window.copy_key_button.isHidden()  # no platform yet: no key to copy
+    window.set_api_key("k3y-shown-in-the-status-bar")
+    assert "k3y-shown-in-the-status-bar" in window.key_label.text() and not window.copy_key_button.isHidden()
+    window.copy_key_button.click()
+    assert QApplication.clipboard().text() == "k3y-shown-in-the-status-bar"

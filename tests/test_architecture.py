@@ -253,6 +253,10 @@ LAYER_RULES: tuple[tuple[str, str, str], ...] = (
     ("platform_core.calls", "platform_core.platform", "a call is placed from outside, over WebRTC"),
     ("platform_core.server", "platform_core.platform", "the server is a part the platform assembles"),
     ("platform_core", "platform_core.cli", "the command line only parses arguments and prints: nothing builds on it"),
+    *(
+        (f"platform_core.{lower}", "platform_core.qa", "QA runs build on the platform; nothing of it builds on them")
+        for lower in ("platform", "pipeline", "gateway", "server", "calls", "transport", "engines", "models", "bus")
+    ),
     # Inside the voice loop a stage holds the next stage's small interface, never its owner.
     *(
         (
@@ -280,6 +284,7 @@ FOUNDATIONS = frozenset(
         "platform_core.errors",
         "platform_core.protocol",
         "platform_core.events",
+        "platform_core.metrics",
         "platform_core.audio",
         "platform_core.config",
         "platform_core.files",

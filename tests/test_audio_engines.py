@@ -7,6 +7,7 @@ import importlib.metadata
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -66,6 +67,17 @@ def test_piper_streams_sentence_by_sentence() -> None:
     assert len(rest) == 1 and first.size < rest[0].size  # "Sure." came alone, first
     assert first_s < 1.0, f"first audio after {first_s:.2f} s"
     assert list(tts.synthesize("   ")) == []
+
+
+@pytest.mark.slow
+def test_a_steady_voice_says_the_same_text_the_same_way() -> None:
+    # A QA caller's voice must repeat exactly; the agent's own voice keeps Piper's natural variation.
+    tts = piper_voice()
+    text = "What is the weather in Paris?"
+    steady = [np.concatenate(list(tts.synthesize(text, steady=True))) for _ in range(2)]
+    assert np.array_equal(steady[0], steady[1])
+    varied = [np.concatenate(list(tts.synthesize(text))) for _ in range(2)]
+    assert len(varied[0]) != len(varied[1]) or not np.array_equal(varied[0], varied[1])
 
 
 def heard_and_said(stt: WhisperCppSTT) -> list[tuple[str, str]]:
@@ -171,8 +183,10 @@ def test_damaged_ggml_file_is_refused_with_a_hint(tmp_path: Path) -> None:
 async def test_a_partial_transcription_gives_way_to_a_turns_own(tiny: WhisperCppSTT) -> None:
     from platform_core.engines.runner import Engines
 
-    # Only the STT worker is exercised; the other engines are not needed for it.
-    engines = Engines(stt=tiny, tts=None, llm=None, vad_factory=SileroVAD)  # type: ignore[arg-type]
+    # Only the STT worker is exercised; the other engines are not needed for it (the LLM queue only
+    # reads its name).
+    unused_llm = SimpleNamespace(name="unused")
+    engines = Engines(stt=tiny, tts=None, llm=unused_llm, vad_factory=SileroVAD)  # type: ignore[arg-type]
     question = speech_16k(QUESTION)
     assert wer(QUESTION, await engines.transcribe_partial(question) or "") <= SAME_UTTERANCE
 

@@ -139,6 +139,8 @@ def test_call_exit_code_is_non_zero_when_the_call_failed() -> None:
     assert exit_code({**ok, "errors": [{"where": "llm", "message": "down", "hint": ""}]}) == EXIT_CALL_FAILED
     assert exit_code({"status": "ended_by_platform", "errors": []}) == EXIT_CALL_FAILED
     assert exit_code({"status": "timeout", "errors": []}) == EXIT_TIMEOUT
+    assert exit_code({"status": "turn_failed", "errors": []}) == EXIT_CALL_FAILED
+    assert exit_code({"status": "not_answered", "errors": []}) == EXIT_CALL_FAILED
 
 
 # --- failures before a call exists ----------------------------------------------------------------

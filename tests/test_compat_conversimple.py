@@ -6,17 +6,18 @@ The venv is created on first use (user cache dir, or $CONVERSIMPLE_COMPAT_VENV) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.harness import compat_venv
-from platform_core.events import AgentDisconnected
-from tests.agents_helpers import running_gateway, stop, wait_until
+from platform_core.events import AgentDisconnected, ErrorOccurred, ToolCallUpdated
+from tests.agents_helpers import Platform, running_gateway, stop, wait_until
 
 AGENT = textwrap.dedent("""
     import asyncio
@@ -83,6 +84,24 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
+@contextlib.asynccontextmanager
+async def standalone_agent(platform: Platform, sdk_python: Path, agent_dir: Path) -> AsyncIterator[Path]:
+    """conversimple-sdk's standalone agent, joined and serving conversation c1; yields its log file."""
+    (agent_dir / "run.py").write_text(STANDALONE)
+    log = agent_dir / "standalone.log"
+    agent = _spawn(
+        [str(sdk_python / "bin" / "python"), str(agent_dir / "run.py"), platform.url(), "key-acme", str(agent_dir)],
+        log,
+    )
+    try:
+        await wait_until(lambda: any(a.joined for a in platform.gateway.agents()), 20)
+        await platform.gateway.conversation_started("c1", None, "acme")
+        assert await platform.gateway.wait_for_tools("c1", 10), log.read_text()
+        yield log
+    finally:
+        await stop(agent)
+
+
 async def test_conversimple_dispatcher_serves_a_platform_conversation(sdk_python: Path, agent_dir: Path) -> None:
     async with running_gateway() as platform:
         log = agent_dir / "dispatcher.log"
@@ -128,32 +147,40 @@ async def test_conversimple_dispatcher_serves_a_platform_conversation(sdk_python
 
 
 async def test_conversimple_standalone_agent_and_reconnect(sdk_python: Path, agent_dir: Path) -> None:
-    (agent_dir / "run.py").write_text(STANDALONE)
-    async with running_gateway() as platform:
-        log = agent_dir / "standalone.log"
-        agent = _spawn(
-            [str(sdk_python / "bin" / "python"), str(agent_dir / "run.py"), platform.url(), "key-acme", str(agent_dir)],
-            log,
+    async with running_gateway() as platform, standalone_agent(platform, sdk_python, agent_dir):
+        first = await platform.gateway.call_tool("c1", "book_appointment", {"date": "2026-12-01", "time": "9:00"})
+        assert first.status == "done" and first.result["confirmed"] is True
+        [before] = platform.gateway.agents()
+        await platform.gateway.disconnect(before.connection_id, "service restart")
+        # their SDK reconnects (after >= 1 s) and registers the conversation's tools again
+        await wait_until(
+            lambda: [
+                a for a in platform.gateway.agents() if a.connection_id != before.connection_id and "c1" in a.tools
+            ],
+            15,
         )
-        try:
-            await wait_until(lambda: any(a.joined for a in platform.gateway.agents()), 20)
-            await platform.gateway.conversation_started("c1", None, "acme")
-            assert await platform.gateway.wait_for_tools("c1", 10), log.read_text()
-            first = await platform.gateway.call_tool("c1", "book_appointment", {"date": "2026-12-01", "time": "9:00"})
-            assert first.status == "done" and first.result["confirmed"] is True
-            [before] = platform.gateway.agents()
-            await platform.gateway.disconnect(before.connection_id, "service restart")
-            # their SDK reconnects (after >= 1 s) and registers the conversation's tools again
-            await wait_until(
-                lambda: [
-                    a for a in platform.gateway.agents() if a.connection_id != before.connection_id and "c1" in a.tools
-                ],
-                15,
-            )
-            again = await platform.gateway.call_tool("c1", "get_weather", {"location": "Faro"})
-            assert again.status == "done" and again.result["location"] == "Faro"
-        finally:
-            await stop(agent)
+        again = await platform.gateway.call_tool("c1", "get_weather", {"location": "Faro"})
+        assert again.status == "done" and again.result["location"] == "Faro"
+
+
+async def test_conversimple_agent_ignores_a_cancel_and_serves_the_next_call(sdk_python: Path, agent_dir: Path) -> None:
+    """`tool_call_cancelled` is an event conversimple-sdk 0.2.4 does not know: its agent logs it as
+    unhandled and goes on (its handler table has no entry and no error is sent back). Its tool runs to
+    the end; the answer that comes is late and dropped, so the call stays cancelled."""
+    async with running_gateway() as platform, standalone_agent(platform, sdk_python, agent_dir) as log:
+        slow = asyncio.create_task(platform.gateway.call_tool("c1", "slow", {"seconds": 1.0}, turn_id=1))
+        await wait_until(lambda: any(a.pending_calls for a in platform.gateway.agents()), 5)
+        platform.gateway.cancel_tool_calls("c1", turn_id=1, reason="interrupted: caller spoke")
+        cancelled = await asyncio.wait_for(slow, 1)
+        assert cancelled.status == "cancelled"
+        weather = await platform.gateway.call_tool("c1", "get_weather", {"location": "Faro"}, turn_id=2)
+        assert weather.status == "done" and weather.result["location"] == "Faro", log.read_text()
+        await asyncio.sleep(1.5)  # the slow tool's own answer has come by now, and was dropped
+        statuses = [e.status for e in platform.events if isinstance(e, ToolCallUpdated) and e.name == "slow"]
+        assert statuses == ["started", "cancelled"]
+        assert not [e for e in platform.events if isinstance(e, ErrorOccurred)], "no protocol error either way"
+        assert [a.connection_id for a in platform.gateway.agents()], "still connected"
+    assert "Unhandled platform message: tool_call_cancelled" in log.read_text()
 
 
 async def test_conversimple_wrong_key_opens_the_circuit_breaker(sdk_python: Path, agent_dir: Path) -> None:

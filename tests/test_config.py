@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.config import PlatformConfig, engine_threads, load_settings, save_settings
+from platform_core.config import PlatformConfig, engine_threads, load_settings, save_settings, saved_api_key
 
 
 def test_round_trip_keeps_every_setting(tmp_path: Path) -> None:
@@ -35,7 +35,25 @@ def test_a_damaged_file_is_kept_aside_not_lost(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="moved to"):
         load_settings(path)
     assert (tmp_path / "settings.damaged.json").read_text() == "{not json"
-    assert load_settings(path) == PlatformConfig()  # the next start uses defaults
+    again = load_settings(path)  # the next start uses defaults (and a new install key)
+    assert again.engines == PlatformConfig().engines and again.voice == PlatformConfig().voice
+
+
+def test_a_fresh_install_gets_a_random_key_that_stays(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    first = load_settings(path)
+    assert len(first.server.api_key) >= 16 and first.server.api_key != "dev-key"
+    assert json.loads(path.read_text()) == {"server": {"api_key": first.server.api_key}}  # only the key
+    assert load_settings(path).server.api_key == first.server.api_key == saved_api_key(path)
+    assert load_settings(tmp_path / "other.json").server.api_key != first.server.api_key
+
+
+def test_the_old_published_default_key_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"server": {"api_key": "dev-key", "port": 9000}}))
+    config = load_settings(path)
+    assert config.server.api_key != "dev-key" and config.server.port == 9000
+    assert json.loads(path.read_text())["server"] == {"api_key": config.server.api_key, "port": 9000}
 
 
 def test_engine_threads_leave_a_core_free() -> None:

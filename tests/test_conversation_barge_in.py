@@ -23,7 +23,7 @@ async def test_caller_interrupts_a_long_answer() -> None:
     platform = Platform(config)
     await platform.start()
     mic = PacedAudioTrack()  # silent until the test makes it say something
-    client = CallClient(platform.url, source=mic)
+    client = CallClient(platform.url, source=mic, api_key=config.server.api_key)
     generated: list[str] = []
     platform.bus.subscribe(
         lambda e: generated.append(e.text) if isinstance(e, AgentTextDelta) and e.turn_id == 1 else None

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from platform_core.audio import frame_to_mono
 from platform_core.bus import EventBus
 from platform_core.config import PlatformConfig
 from platform_core.engines.base import ChatMessage
+from platform_core.engines.llm.errors import LLMError
 from platform_core.engines.runner import Engines
 from platform_core.events import (
     AgentSpeakingChanged,
@@ -33,9 +34,10 @@ from platform_core.events import (
     VadStateChanged,
 )
 from platform_core.pipeline.conversation import Conversation
-from platform_core.pipeline.responder import FILLER_TEXT
+from platform_core.pipeline.responder import FILLER_TEXT, TOOL_FAILED_TEXT
 from platform_core.pipeline.tools import NoTools, ToolOutcome, ToolRouter, ToolSpec
 from platform_core.transport.wav_source import PacedAudioTrack
+from tests.agents_helpers import wait_until
 from tests.fake_engines import ScriptedLlm, ScriptedStt, WordTts, scripted_engines, silence, tone
 
 E = TypeVar("E", bound=Event)
@@ -166,7 +168,7 @@ async def test_barge_in_cuts_the_audio_and_keeps_only_the_played_words() -> None
         call.mic.say(utterance(QUESTION))
         await call.wait_for(AgentSpeakingChanged, speaking=True)
         await asyncio.sleep(0.5)
-        call.mic.say(utterance(STOP))
+        call.mic.say(utterance(STOP, 1.0))  # long enough to interrupt (interrupt_speech_s)
         cut = await call.wait_for(TurnCompleted, turn_id=1)
         second = await call.wait_for(TurnCompleted, turn_id=2)
         history = list(call.conversation.history)
@@ -200,7 +202,7 @@ async def test_a_barge_in_between_two_clauses_is_measured() -> None:
         call.mic.say(utterance(QUESTION))
         await call.wait_for(AgentSpeakingChanged, speaking=True)
         await call.wait_for(AgentSpeakingChanged, speaking=False)  # the first clause played; the next is not ready
-        call.mic.say(utterance(STOP))
+        call.mic.say(utterance(STOP, 1.0))  # long enough to interrupt (interrupt_speech_s)
         cut = await call.wait_for(TurnCompleted, turn_id=1)
     assert cut.interrupted and cut.agent_text == "Hello there."
     delay = cut.metrics.get("barge_in_delay")
@@ -219,7 +221,10 @@ class ScriptedRouter:
 
     registered_after_s: float = 0.0
     call_s: float = 0.0
+    status: Literal["done", "error", "timeout"] = "done"
     calls: list[str] = field(default_factory=list)
+    cancelled: list[int | None] = field(default_factory=list)  # turn ids the conversation cancelled
+    finished: list[str] = field(default_factory=list)  # "done" or "cancelled", per call that ended
     _started_at: float = field(default_factory=time.monotonic)
 
     async def conversation_started(self, conversation_id: str, agent_id: str | None, customer_id: str) -> None:
@@ -244,8 +249,20 @@ class ScriptedRouter:
         self, conversation_id: str, name: str, arguments: dict[str, Any], *, turn_id: int | None = None
     ) -> ToolOutcome:
         self.calls.append(name)
-        await asyncio.sleep(self.call_s)
+        try:
+            await asyncio.sleep(self.call_s)
+        except asyncio.CancelledError:
+            self.finished.append("cancelled")
+            raise
+        self.finished.append("done")
+        if self.status != "done":
+            return ToolOutcome(
+                f"call_{len(self.calls)}", name, arguments, self.status, error="the shop's system is down"
+            )
         return ToolOutcome(f"call_{len(self.calls)}", name, arguments, "done", result="9 to 5")
+
+    def cancel_tool_calls(self, conversation_id: str, *, turn_id: int | None = None, reason: str = "") -> None:
+        self.cancelled.append(turn_id)
 
 
 def hours_llm() -> ScriptedLlm:
@@ -266,6 +283,18 @@ async def test_the_first_turn_waits_for_the_agents_tools() -> None:
     assert completed.agent_text == "We are open from nine to five."
 
 
+async def test_a_failed_tool_choice_pass_answers_without_tools() -> None:
+    def refuse(messages: Sequence[ChatMessage]) -> str:  # as llama-server answers a schema it cannot compile
+        raise LLMError("LLM server error HTTP 400: JSON schema error: unrecognized type strin")
+
+    llm = ScriptedLlm(reply=lambda messages: "I cannot look that up now.", tool_choice=refuse)
+    router = ScriptedRouter()
+    async with live_call(scripted_engines(ScriptedStt(TEXTS), llm), router=router, agent_id="shop") as call:
+        call.conversation.submit_text("When are you open?")
+        completed = await call.wait_for(TurnCompleted, turn_id=1)
+    assert router.calls == [] and completed.agent_text == "I cannot look that up now."
+
+
 @pytest.mark.parametrize(("call_s", "filler"), [(0.8, True), (0.0, False)], ids=["slow tool", "fast tool"])
 async def test_a_slow_tool_gets_a_filler(call_s: float, filler: bool) -> None:
     router = ScriptedRouter(call_s=call_s)
@@ -284,7 +313,39 @@ async def test_a_slow_tool_gets_a_filler(call_s: float, filler: bool) -> None:
         assert metrics["answer_latency"] == metrics["e2e_latency"], metrics
 
 
+@pytest.mark.parametrize("status", ["error", "timeout"])
+async def test_a_failed_tool_is_admitted_in_fixed_words(status: Literal["error", "timeout"]) -> None:
+    router = ScriptedRouter(status=status)
+    llm = hours_llm()
+    async with live_call(scripted_engines(ScriptedStt(TEXTS), llm), router=router, agent_id="shop") as call:
+        call.conversation.submit_text("When are you open?")
+        completed = await call.wait_for(TurnCompleted, turn_id=1)
+    assert router.calls == ["opening_hours"]
+    assert completed.agent_text == TOOL_FAILED_TEXT[status], "the model never gets to invent the hours"
+    assert "nine" not in completed.agent_text
+
+
 # --- cancellation -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("barge_in_at_s", [0.1, 0.6], ids=["before the filler", "during the filler"])
+async def test_an_interrupted_turn_cancels_its_tool_call(barge_in_at_s: float) -> None:
+    """The turn's call is cancelled through the router and its task with the turn, in the first
+    moments (the responder waits for it beside the filler timer) as during the filler."""
+    router = ScriptedRouter(call_s=3.0)
+    cfg = config(tool_filler_after_s=0.3)
+    async with live_call(scripted_engines(ScriptedStt(TEXTS), hours_llm()), cfg, router, agent_id="shop") as call:
+        call.conversation.submit_text("When are you open?")
+        await wait_until(lambda: router.calls == ["opening_hours"])
+        await asyncio.sleep(barge_in_at_s)
+        if barge_in_at_s > 0.3:
+            await call.wait_for(AgentSpeakingChanged, speaking=True)  # the filler is playing
+        call.conversation.submit_text("Never mind.")
+        first = await call.wait_for(TurnCompleted, turn_id=1)
+        await wait_until(lambda: router.finished)
+        finished = list(router.finished)  # the second turn's own call is still running (3 s)
+    assert first.interrupted and router.cancelled[0] == 1
+    assert finished == ["cancelled"], "the call's task ended with its turn, not 3 s later as done"
 
 
 async def test_hanging_up_mid_answer_cancels_it() -> None:

@@ -13,6 +13,7 @@ import pytest
 from platform_core.config import EngineConfig
 from platform_core.engines.factory import load_engines
 from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM
+from platform_core.engines.llm.queue import QueuedLLM
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
 
@@ -39,8 +40,10 @@ def test_engines_compute_on_nicer_threads_than_the_loop() -> None:
                 assert await loop.run_in_executor(worker, lambda: nice_of(threading.get_native_id())) == 7
             # ONNX Runtime's pool threads were created on the TTS worker: they are nicer too.
             assert nice_values().count(7) > 2, nice_values()
-            assert isinstance(engines.llm, EmbeddedLlamaLLM) and engines.llm.server_pid
-            server_nice = nice_values(engines.llm.server_pid)
+            assert isinstance(engines.llm, QueuedLLM)
+            llm = engines.llm.inner  # the engine behind the LLM queue
+            assert isinstance(llm, EmbeddedLlamaLLM) and llm.server_pid
+            server_nice = nice_values(llm.server_pid)
             assert server_nice and set(server_nice) == {7}, server_nice  # every llama.cpp thread
             chunks = [c async for c in engines.synthesize("Still speaking.")]
             assert chunks  # and the engines still work

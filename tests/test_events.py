@@ -16,10 +16,15 @@ SAMPLES: list[ev.Event] = [
     ev.AudioLevel(conversation_id=CID, source="caller", rms_dbfs=-31.5, peak=0.25),
     ev.VadStateChanged(conversation_id=CID, speaking=True),
     ev.TurnStarted(conversation_id=CID, turn_id=1, speech_ended_at=12.5),
+    ev.TurnHeld(conversation_id=CID, probability=0.12, wait_s=3.0, model_s=0.05, speech_ended_at=11.0),
+    ev.TurnCommitted(conversation_id=CID, reason="complete", probability=0.93, held_s=0.9, model_s=0.05),
     ev.TranscriptPartial(conversation_id=CID, turn_id=1, text="what's the"),
     ev.TranscriptFinal(conversation_id=CID, turn_id=1, text="What's the weather?"),
     ev.AgentTextDelta(conversation_id=CID, turn_id=1, text="It is sunny."),
     ev.AgentSpeakingChanged(conversation_id=CID, speaking=False),
+    ev.AgentPaused(conversation_id=CID, turn_id=1),
+    ev.AgentResumed(conversation_id=CID, turn_id=1, paused_s=0.5, speech_s=0.3, reason="speech ended"),
+    ev.AgentInterrupted(conversation_id=CID, turn_id=1, speech_s=0.6, words=2, paused_s=0.55),
     ev.TurnCompleted(
         conversation_id=CID,
         turn_id=1,
@@ -49,7 +54,9 @@ SAMPLES: list[ev.Event] = [
         tools=({"name": "get_weather", "parameters": {"type": "object"}},),
     ),
     ev.EngineProgress(component="llm", message="loading", fraction=0.5, done=False),
-    ev.ErrorOccurred(where="llm", message="down", hint="restart it", conversation_id=CID),
+    ev.ErrorOccurred(where="llm", message="down", hint="restart it", conversation_id=CID, turn_id=2),
+    ev.EngineHealthChanged(engine="llm", state="ok", reason="", restart_s=1.5),
+    ev.LLMQueued(conversation_id=CID, turn_id=2, ahead=1, max_wait_s=20.0),
     ev.LoopStall(duration_s=0.3, where="engines.py:12", on_cpu_s=0.1, waiting_for_cpu_s=0.05),
 ]
 

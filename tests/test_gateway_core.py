@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from platform_core.events import AgentConnected, AgentDisconnected, ToolCallUpdated
+import pytest
+
+from platform_core.events import AgentConnected, AgentDisconnected, ErrorOccurred, ToolCallUpdated
 from platform_core.gateway.core import GatewayCore, sdk_customer_id
+from platform_core.gateway.grammar import schema_problem
 from platform_core.gateway.state import Close, Effect, Finish, PendingCall, Publish, Send
 from platform_core.pipeline.tools import ToolOutcome
 from platform_core.protocol import MAX_FRAME_BYTES
@@ -138,16 +141,101 @@ def test_protocol_errors_are_clear_and_keep_the_connection() -> None:
     assert conn in core.connections
 
 
-def test_invalid_tools_are_refused_whole() -> None:
+def register(core: GatewayCore, conn: str, tools: list[Any], conversation: str = "c1") -> list[list[Any]]:
+    return sent(
+        core.receive(conn, frame("register_conversation_tools", {"conversation_id": conversation, "tools": tools}), 0)
+    )
+
+
+def test_a_bad_tool_is_refused_alone_and_the_others_are_registered() -> None:
     core = GatewayCore(KEYS)
     core.start_conversation("c1", None, "acme", 0.0)
     conn = connect(core)
-    bad = [WEATHER, {"name": "bad name!", "parameters": {"type": "object"}}]
-    [reply] = sent(
-        core.receive(conn, frame("register_conversation_tools", {"conversation_id": "c1", "tools": bad}), 0.0)
+    strin = {"name": "typo", "parameters": {"type": "object", "properties": {"x": {"type": "strin"}}}}
+    bad = [WEATHER, {"name": "bad name!", "parameters": {"type": "object"}}, strin]
+    [reply] = [m for m in register(core, conn, bad) if m[3] == "phx_reply"]
+    response = reply[4]["response"]
+    assert response["code"] == "invalid_tools" and "bad name!" in response["reason"] and "'typo'" in response["reason"]
+    assert "the others are registered" in response["reason"]
+    assert [r["name"] for r in response["refused"]] == ["tools[1]", "typo"] and response["conversation_id"] == "c1"
+    assert [t.name for t in core.tools_for("c1")] == ["get_weather"]
+    pending, _ = call(core)
+    assert pending.connection_id == conn
+
+
+def test_a_tools_payload_that_is_not_a_list_is_refused_whole() -> None:
+    core = GatewayCore(KEYS)
+    core.start_conversation("c1", None, "acme", 0.0)
+    conn = connect(core)
+    [reply] = register(core, conn, {"name": "x"})  # type: ignore[arg-type]
+    assert reply[4]["response"]["code"] == "invalid_tools" and "registration ignored" in reply[4]["response"]["reason"]
+    assert core.conversations["c1"].owner is None
+
+
+def test_a_second_connection_is_refused_and_the_owner_is_told() -> None:
+    core = GatewayCore(KEYS)
+    owner = registered(core)
+    intruder = connect(core)
+    hijack = [{**WEATHER, "description": "forged"}]
+    effects = core.receive(
+        intruder, frame("register_conversation_tools", {"conversation_id": "c1", "tools": hijack}, ref="5"), 1.0
     )
-    assert reply[4]["response"]["code"] == "invalid_tools" and "bad name!" in reply[4]["response"]["reason"]
-    assert core.tools_for("c1") == []
+    [reply] = sent(effects, intruder)
+    response = reply[4]["response"]
+    assert reply[1] == "5" and response["code"] == "conversation_owned" and response["owner"] == owner
+    assert "served by another agent connection" in response["reason"] and response["conversation_id"] == "c1"
+    [warning] = sent(effects, owner)
+    assert warning[3] == "connection_warning" and warning[4]["code"] == "registration_refused"
+    assert warning[4]["connection_id"] == intruder and intruder in warning[4]["message"]
+    assert any(isinstance(e, Publish) and isinstance(e.event, ErrorOccurred) for e in effects)
+    assert core.tools_for("c1")[0].description == "Weather"  # the owner's tools stand
+    pending, _ = call(core)
+    assert pending.connection_id == owner  # calls still go to the owner only
+
+
+def test_the_owner_leaving_releases_the_conversation_to_another_connection() -> None:
+    core = GatewayCore(KEYS)
+    owner = registered(core)
+    other = connect(core)
+    core.closed(owner, "lost", 1.0)
+    assert not [m for m in register(core, other, [WEATHER]) if m[3] == "phx_reply"]
+    pending, _ = call(core)
+    assert pending.connection_id == other and core.conversations["c1"].owner == other
+
+
+def test_two_listeners_both_hear_of_a_conversation_and_the_first_to_register_owns_it() -> None:
+    core = GatewayCore(KEYS)
+    first, second = connect(core), connect(core)
+    effects = core.start_conversation("c1", "agent-a", "acme", 0.0)
+    assert {e.connection_id for e in effects if isinstance(e, Send)} == {first, second}
+    assert register(core, first, [WEATHER]) == []
+    assert register(core, second, [WEATHER])[0][4]["response"]["code"] == "conversation_owned"
+
+
+def test_a_reconnecting_listener_hears_of_conversations_started_while_it_was_away() -> None:
+    core = GatewayCore(KEYS)
+    listener = connect(core)
+    core.start_conversation("c1", "agent-a", "acme", 0.0)
+    register(core, listener, [WEATHER])
+    core.closed(listener, "lost", 1.0)
+    core.start_conversation("c2", "agent-a", "acme", 1.5)  # nobody connected to hear of it
+    back, _ = core.open("/customer_sdk/websocket?auth_token=key-acme", "peer", 2.0)
+    core.receive(back, frame("phx_join"), 2.0)
+    assert [m[3] for m in register(core, back, [WEATHER])] == []  # its own again: no second start notice
+    assert not core.connections[back].bound  # still a listener, not a per-conversation instance
+    ready = sent(core.tick(3.0), back)
+    assert [(m[3], m[4]["conversation_id"]) for m in ready] == [("conversation_ready", "c2")]
+    assert sent(core.start_conversation("c3", "agent-a", "acme", 4.0), back)[0][3] == "conversation_ready"
+
+
+def test_a_reconnecting_instance_stays_bound() -> None:
+    core = GatewayCore(KEYS)
+    instance = registered(core, "c1")
+    core.closed(instance, "lost", 1.0)
+    back = connect(core)
+    register(core, back, [WEATHER])
+    assert core.connections[back].bound
+    assert sent(core.start_conversation("c2", "agent-a", "acme", 2.0), back) == []
 
 
 def test_conversation_ready_goes_to_listeners_with_agent_id() -> None:
@@ -282,6 +370,44 @@ def test_conversation_end_cancels_pending_calls() -> None:
     assert outcome.status == "cancelled"
 
 
+def test_cancelling_a_turns_calls_tells_their_agent_and_drops_a_late_answer() -> None:
+    core = GatewayCore(KEYS)
+    conn = registered(core)
+    interrupted, _ = call(core)  # turn 3
+    other, _ = core.start_call("c1", "get_weather", {"location": "Porto"}, 4, 0.0)
+    assert isinstance(other, PendingCall)
+    effects = core.cancel_calls("c1", 3, 0.5, "interrupted: caller spoke")
+    [outcome] = finished(effects)
+    assert (outcome.call_id, outcome.status, outcome.error) == (
+        interrupted.call_id,
+        "cancelled",
+        "interrupted: caller spoke",
+    )
+    [update] = [e.event for e in effects if isinstance(e, Publish) and isinstance(e.event, ToolCallUpdated)]
+    assert update.status == "cancelled" and update.turn_id == 3
+    [notice] = sent(effects, conn)
+    assert notice[:4] == [None, None, "customer:acme", "tool_call_cancelled"]
+    assert notice[4] == {
+        "call_id": interrupted.call_id,
+        "conversation_id": "c1",
+        "tool_name": "get_weather",
+        "reason": "interrupted: caller spoke",
+    }
+    assert list(core.calls) == [other.call_id], "another turn's call goes on"
+    late = frame("tool_call_response", {"call_id": interrupted.call_id, "result": {"temperature_c": 21}})
+    assert core.receive(conn, late, 2.0) == [], "a result after the cancel is dropped, never published as done"
+    assert core.cancel_calls("c1", 3, 2.0, "again") == []
+
+
+def test_conversation_end_tells_the_agent_of_each_cancelled_call_before_the_end() -> None:
+    core = GatewayCore(KEYS)
+    conn = registered(core)
+    pending, _ = call(core)
+    events = [m[3] for m in sent(core.end_conversation("c1", 1.0), conn)]
+    assert events == ["tool_call_cancelled", "conversation_lifecycle"], events
+    assert pending.call_id not in core.calls
+
+
 def test_idle_and_unjoined_connections_are_closed() -> None:
     core = GatewayCore(KEYS, idle_timeout_s=5, join_timeout_s=1)
     joined = connect(core)
@@ -303,3 +429,84 @@ def test_timeouts_default_declared_by_the_agent_or_set_by_the_platform() -> None
     assert core.timeout_for("c1", "slow") == 5.0
     core.tool_timeouts["slow"] = 2.0
     assert core.timeout_for("c1", "slow") == 2.0
+
+
+def _params(prop: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"x": prop}, "required": ["x"]}
+
+
+# Each shape below was sent to the real llama-server as part of the tool-choice schema: it refused the
+# request (HTTP 400 or a server error mid-stream), or, for the unsatisfiable lengths, hung the generation.
+REFUSED_SCHEMAS = {
+    "unknown type": (_params({"type": "strin"}), "not a valid JSON Schema at properties/x/type"),
+    "unknown type in a list": (_params({"type": ["string", "strin"]}), "not a valid JSON Schema"),
+    "type not a string": (_params({"type": 5}), "not a valid JSON Schema"),
+    "empty type list": (_params({"type": []}), "not a valid JSON Schema"),
+    "empty enum": (_params({"enum": []}), "enum must list at least one value"),
+    "enum not a list": (_params({"enum": "x"}), "not a valid JSON Schema"),
+    "empty anyOf": (_params({"anyOf": []}), "not a valid JSON Schema"),
+    "bad regex": (_params({"type": "string", "pattern": "("}), "not a valid JSON Schema"),
+    "local $ref": (
+        {"type": "object", "$defs": {"s": {"type": "string"}}, "properties": {"x": {"$ref": "#/$defs/s"}}},
+        "$ref is not supported",
+    ),
+    "remote $ref": (_params({"$ref": "http://example.com/s.json"}), "$ref is not supported"),
+    "$anchor": (_params({"$anchor": "a", "type": "string"}), "$anchor is not supported"),
+    "boolean subschema": ({"type": "object", "properties": {"x": True}}, "parameters.properties must map"),
+    "nested boolean subschema": (_params({"type": "array", "items": False}), "true/false schemas"),
+    "minLength above maxLength": (_params({"type": "string", "minLength": 5, "maxLength": 2}), "no value"),
+    "minItems above maxItems": (_params({"type": "array", "minItems": 5, "maxItems": 2}), "no value"),
+    "no integer in range": (_params({"type": "integer", "minimum": 1.2, "maximum": 1.7}), "no integer"),
+    "huge minLength": (_params({"type": "string", "minLength": 5000}), "too large for the LLM's grammar"),
+    "huge minItems": (_params({"type": "array", "minItems": 5000}), "too large"),
+    # our own: no call could satisfy these, so the tool could never be called
+    "minimum above maximum": (_params({"type": "number", "minimum": 5, "maximum": 1}), "no number"),
+    "required but undefined": ({"type": "object", "properties": {}, "required": ["b"]}, "'b' is not in properties"),
+    "unknown $schema": ({"$schema": "http://example.com/nope#", "type": "object"}, "$schema"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_SCHEMAS)
+def test_tool_schemas_the_llm_grammar_rejects_are_refused_at_registration(case: str) -> None:
+    parameters, reason = REFUSED_SCHEMAS[case]
+    core = GatewayCore(KEYS)
+    core.start_conversation("c1", None, "acme", 0.0)
+    conn = connect(core)
+    [reply] = [
+        m for m in register(core, conn, [WEATHER, {"name": "bad", "parameters": parameters}]) if m[3] == "phx_reply"
+    ]
+    assert reply[4]["response"]["refused"][0]["name"] == "bad"
+    assert reason in reply[4]["response"]["refused"][0]["reason"], reply[4]["response"]
+    assert [t.name for t in core.tools_for("c1")] == ["get_weather"]
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        _params({"type": ["string", "null"]}),
+        _params({"enum": ["a", 1, None]}),
+        _params({"type": "string", "format": "date", "pattern": "^[0-9-]+$", "maxLength": 50000}),
+        _params({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}),
+        _params({"type": "array", "items": {"type": "object", "properties": {"n": {"type": "number"}}}}),
+        _params({"type": "integer", "minimum": 1, "maximum": 1}),
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": {}},
+        {"type": "object", "properties": {}},
+    ],
+)
+def test_tool_schemas_the_llm_grammar_compiles_are_accepted(parameters: dict[str, Any]) -> None:
+    assert schema_problem(parameters) is None
+
+
+def test_the_owner_is_told_once_per_refused_connection() -> None:
+    core = GatewayCore(KEYS)
+    owner = registered(core)
+    intruder = connect(core)
+    warnings = [
+        m
+        for _ in range(5)
+        for m in sent(
+            core.receive(intruder, frame("register_conversation_tools", {"conversation_id": "c1", "tools": []}), 1),
+            owner,
+        )
+    ]
+    assert len(warnings) == 1

@@ -14,7 +14,7 @@ from platform_core.models.manifest import Manifest, OutputFile, SourceFile
 from platform_core.models.prepare import prepare_main
 from platform_core.models.whisper_ggml import GGML_MAGIC, mel_filterbank
 
-DEFAULTS = ["whisper-tiny.en", "qwen2.5-coder-0.5b-instruct", "piper-joe"]
+DEFAULTS = ["whisper-tiny.en", "qwen2.5-coder-0.5b-instruct", "piper-joe", "smart-turn-v3.2"]
 
 
 def test_manifest_names_every_model_with_pins_and_hashes() -> None:

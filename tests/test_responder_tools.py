@@ -62,6 +62,17 @@ WEATHER_TOOLS = {
 }
 
 
+# Weather the model could only have invented: the failing tools return none.
+INVENTED = {"degrees", "sunny", "cloudy", "rain", "rainy", "foggy", "fog", "snow", "windy", "celsius", "fahrenheit"}
+ADMITS = ("sorry", "couldn't", "could not", "unable", "not able", "can't", "cannot", "don't have", "do not have")
+
+
+def assert_admits_the_failure(text: str) -> None:
+    """The answer says it could not get the weather, and gives none (no figure, no condition)."""
+    assert not any(ch.isdigit() for ch in text) and not words(text) & INVENTED, f"invented data: {text!r}"
+    assert any(phrase in text.lower() for phrase in ADMITS), f"does not say it failed: {text!r}"
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     running = start_platform(tmp_path_factory.mktemp("tools-platform"), "-v")  # -v: llama.cpp's timings
@@ -137,6 +148,7 @@ async def test_a_tool_that_raises_is_reported_and_the_agent_still_answers(
     failed = turn["tool_calls"][0]
     assert failed["status"] == "error" and "weather service is down" in failed["error"]
     assert turn["agent_text"] and not turn["interrupted"]
+    assert_admits_the_failure(turn["agent_text"])
 
 
 @pytest.mark.behaviour("hangs")
@@ -150,6 +162,7 @@ async def test_a_tool_that_times_out_gets_a_filler_then_an_answer(
     assert 1.4 < slow["duration_s"] < 4
     assert "one moment" in turn["agent_text"].lower()  # said while the tool ran past a second
     assert len(turn["agent_text"]) > len("One moment, please.")
+    assert_admits_the_failure(turn["agent_text"].replace("One moment, please.", ""))
 
 
 @pytest.mark.behaviour("dies")
@@ -162,6 +175,7 @@ async def test_an_agent_killed_mid_call_turns_into_an_error_at_once(
     assert killed["status"] == "error"
     assert killed["duration_s"] < 3, "the gateway must notice the dead agent, not wait for the timeout"
     assert turn["agent_text"]
+    assert_admits_the_failure(turn["agent_text"])
 
 
 # --- agents written with the public conversimple-sdk, unchanged ----------------------------------------
@@ -249,7 +263,7 @@ async def test_a_tool_chain_stays_within_the_step_limit(tmp_path: Path) -> None:
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
         async with platform.bus.stream() as events:
             question = "What's the weather in San Francisco and in Paris?"
-            report = place_call(platform.url, "tools", text=question)
+            report = place_call(platform.url, "tools", text=question, api_key=config.server.api_key)
             task = asyncio.ensure_future(report)
             await events.next_matching(lambda e: isinstance(e, TurnCompleted), timeout=120)
             await task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -137,3 +138,36 @@ async def test_model_uses_the_conversation_after_a_tool_result(llm: EmbeddedLlam
     ]
     # The customer was looked up; the remaining tools do not fit the request.
     assert await choose_tool(llm, history, [WEATHER, BOOK]) is None
+
+
+@pytest.mark.parametrize(
+    ("said", "tool", "arguments"),
+    [
+        (
+            "Please book an appointment for tomorrow at ten.",
+            "book_appointment",
+            {"date": "2026-12-03", "time": "10:00"},
+        ),
+        (
+            "Book me in for Friday at three in the afternoon.",
+            "book_appointment",
+            {"date": "2026-12-04", "time": "15:00"},
+        ),
+        ("Can you look up customer number forty two?", "lookup_customer", {"id": "42"}),
+    ],
+)
+def test_spoken_numbers_and_days_ground_the_values_the_model_wrote(said: str, tool: str, arguments: dict) -> None:  # type: ignore[type-arg]
+    text = json.dumps({"tool": tool, "arguments": arguments})
+    assert parse_tool_choice(text, TOOLS, f"User: {said}") == ToolChoice(tool, arguments)
+
+
+def test_a_day_word_does_not_ground_an_invented_hour() -> None:
+    text = '{"tool":"book_appointment","arguments":{"date":"2026-12-02","time":"19:00"}}'
+    assert parse_tool_choice(text, TOOLS, "User: What should I cook for dinner tonight?") is None
+
+
+def test_the_tool_prompt_tells_the_model_todays_date() -> None:
+    import datetime
+
+    [system, *_] = tool_choice_messages([ChatMessage("user", "book me for tomorrow")], TOOLS)
+    assert datetime.date.today().isoformat() in system.content

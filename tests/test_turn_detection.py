@@ -20,7 +20,8 @@ def test_utterance_ends_after_the_silence_window() -> None:
     detector = TurnDetector(endpoint_silence_s=0.32, min_speech_s=0.15, barge_in_speech_s=0.1)
     signals = run(detector, [(0.0, 0.32), (0.9, 0.96), (0.0, 0.64)])
     kinds = [s[0] for s in signals]
-    assert kinds == ["barge_in", "speech_started", "pause", "turn_ended"]
+    # 0.96 s of speech is enough to interrupt the agent (default 0.6 s): that signal comes once, in the speech.
+    assert kinds == ["barge_in", "speech_started", "interrupt", "pause", "turn_ended"]
     ended = signals[-1]
     assert abs(ended[2] - 1.28) < 1e-6  # the caller stopped at the end of the last speech frame
     assert abs(ended[1] - ended[2] - 0.32) < FRAME  # committed one silence window later
@@ -67,3 +68,14 @@ def test_pause_signals_once_per_pause_and_again_after_more_speech() -> None:
     pauses = [s for s in signals if s[0] == "pause"]
     # The second pause covers the longer audio: it ends where the turn ends.
     assert pauses[1][2] == signals[-1][2]
+
+
+def test_interrupt_comes_once_after_enough_speech_not_for_a_backchannel() -> None:
+    detector = TurnDetector(barge_in_speech_s=0.064, interrupt_speech_s=0.6, endpoint_silence_s=0.3)
+    short = run(detector, [(0.9, 0.45), (0.0, 0.5)])  # "mm-hmm": pauses the agent, does not interrupt it
+    assert [s[0] for s in short] == ["barge_in", "speech_started", "pause", "turn_ended"]
+    # A sentence with a short gap: the speech before and after the gap adds up, and interrupts once.
+    long = run(detector, [(0.9, 0.4), (0.0, 0.15), (0.9, 0.4), (0.0, 0.5)])
+    interrupts = [s for s in long if s[0] == "interrupt"]
+    assert len(interrupts) == 1
+    assert abs(interrupts[0][1] - (0.4 + 0.15 + 0.2)) < FRAME  # 0.6 s of speech: the gap is not counted

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from platform_core.bus import EventBus
 from platform_core.events import LoopStall
-from platform_core.watchdog import LoopWatchdog
+from platform_core.watchdog import LoopWatchdog, _StackSampler
 
 
 def block_the_loop_for(seconds: float) -> None:
@@ -60,3 +61,31 @@ async def test_a_stall_says_how_much_of_it_the_loop_spent_computing() -> None:
     assert stall.on_cpu_s is not None and stall.waiting_for_cpu_s is not None
     # On a core, or waiting for one (a shared machine may preempt the busy loop): never blocked.
     assert stall.on_cpu_s + stall.waiting_for_cpu_s > 0.15, stall
+
+
+class FreedWhere:
+    """Records the thread that freed it (a Qt object freed off the GUI thread crashed the app)."""
+
+    def __init__(self, threads: list[str]) -> None:
+        self.threads = threads
+
+    def __del__(self) -> None:
+        self.threads.append(threading.current_thread().name)
+
+
+def test_the_locals_of_a_sampled_frame_are_freed_on_the_loop_thread() -> None:
+    sampler = _StackSampler(threading.get_ident(), late_after_s=0.0)
+    freed: list[str] = []
+
+    def busy() -> None:  # the loop thread, stuck in code whose frame the sampler looks at meanwhile
+        local = FreedWhere(freed)
+        thread = threading.Thread(target=sampler._sample, name="sampler")
+        thread.start()
+        thread.join()
+        del thread
+        assert local.threads is freed  # still in use: the sample alone keeps nothing alive
+
+    busy()  # returned while the sample held its frame: the frame now owns `local`
+    assert freed == []  # the sampler thread let go of nothing
+    assert "busy" in sampler.take()
+    assert freed == [threading.current_thread().name]

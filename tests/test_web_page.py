@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.harness import API_KEY
 from tests.platform_helpers import chromium, speak
 
 pytestmark = pytest.mark.slow
@@ -23,12 +22,15 @@ def test_page_is_served(platform_url: str) -> None:
     page = httpx.get(platform_url + "/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "RTCPeerConnection" in page.text and "/call" in page.text
+    assert "{{PAGE_TOKEN}}" not in page.text and 'name="conversimple-token" content="page.' in page.text
+    assert page.headers["x-frame-options"] == "DENY"  # no other site may frame the page and its token
 
 
 async def test_browser_calls_and_hears_a_spoken_answer(platform_url: str, tmp_path: Path) -> None:
     # Chromium's fake microphone starts with getUserMedia, before WebRTC connects: lead in with silence.
     mic = speak("What is the weather like in Paris today?", tmp_path / "mic.wav", pad_before=1.5, pad_after=3)
-    async with chromium(f"{platform_url}/?api_key={API_KEY}", mic, tmp_path / "profile") as page:
+    # No key typed in: the page places the call with the token the platform put into it.
+    async with chromium(f"{platform_url}/", mic, tmp_path / "profile") as page:
         await page.wait_for(_LOADED, 20)
         await page.evaluate("window.conversimple.call()")
         try:

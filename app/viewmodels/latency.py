@@ -70,6 +70,11 @@ class LatencyModel:
     turns: dict[int, TurnLatency] = field(default_factory=dict)
     version: int = 0
 
+    def clear(self) -> None:
+        """Empty, for the next conversation (in place: the panels hold this model)."""
+        self.turns.clear()
+        self.version += 1
+
     def _turn(self, turn_id: int) -> TurnLatency:
         if turn_id not in self.turns:
             self.turns[turn_id] = TurnLatency(turn_id)

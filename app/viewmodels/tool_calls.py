@@ -63,6 +63,11 @@ class ToolCallsModel:
     rows: dict[str, ToolCallRow] = field(default_factory=dict)  # insertion order = start order
     version: int = 0
 
+    def clear(self) -> None:
+        """Empty, for the next conversation (in place: the panels hold this model)."""
+        self.rows.clear()
+        self.version += 1
+
     def update(self, event: ToolCallUpdated) -> ToolCallRow:
         row = self.rows.get(event.call_id)
         if row is None:

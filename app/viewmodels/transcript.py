@@ -22,6 +22,11 @@ class TranscriptModel:
     lines: list[TranscriptLine] = field(default_factory=list)
     version: int = 0
 
+    def clear(self) -> None:
+        """Empty, for the next conversation (in place: the panels hold this model)."""
+        self.lines.clear()
+        self.version += 1
+
     def _line(self, turn_id: int, role: Role) -> TranscriptLine:
         for line in reversed(self.lines):
             if line.turn_id == turn_id and line.role == role:

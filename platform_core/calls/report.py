@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from platform_core.calls.tracker import SPEECH_DBFS, AgentVoiceClock, CallTracker
-from platform_core.events import METRICS
+from platform_core.events import METRICS, AgentInterrupted, AgentResumed
 from platform_core.transport.wav_source import SAMPLE_RATE, SilenceSource, WavSource
 
 _INPUT_HANGOVER_S = 0.3  # gaps shorter than this do not end a speech segment of the input
@@ -69,6 +69,7 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
         calls = [
             {k: getattr(c, k) for k in _TOOL_CALL_FIELDS} for c in tracker.tool_calls.values() if c.turn_id == turn_id
         ]
+        failures = [e.message for e in tracker.errors if e.turn_id == turn_id]
         turns.append(
             {
                 "turn_id": turn_id,
@@ -77,6 +78,8 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
                 "user_partials": tracker.user_partials.get(turn_id, []),
                 "interrupted": done.interrupted if done else False,
                 "completed": done is not None,
+                "failed": bool(failures),  # the platform could not answer it (an apology was said instead)
+                "error": failures[0] if failures else None,
                 "tool_calls": calls,
                 "metrics": metrics,
             }
@@ -84,8 +87,31 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
     return turns
 
 
+def _floor(tracker: CallTracker, started_at: float | None) -> list[dict[str, Any]]:
+    """Each turn-taking decision: its kind, the answer's turn, the figures that decided it, and when
+    (seconds into the call, when the call's start is known)."""
+    out = []
+    for event in tracker.floor:
+        entry = {k: v for k, v in event.to_json().items() if k not in ("conversation_id", "t")}
+        entry["at_s"] = round(event.t - started_at, 3) if started_at is not None else None
+        out.append(entry)
+    return out
+
+
+def _unanswered(turns: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """The ids of the turns that failed, and of those completed without a word of answer."""
+    failed = [t["turn_id"] for t in turns if t["failed"]]
+    silent = [
+        t["turn_id"]
+        for t in turns
+        if t["completed"] and t["user_text"] and not t["agent_text"] and not t["interrupted"] and not t["failed"]
+    ]
+    return failed, silent
+
+
 def _status_and_notes(
     tracker: CallTracker,
+    turns: list[dict[str, Any]],
     *,
     answered: bool,
     input_wav: str | Path | None,
@@ -106,6 +132,13 @@ def _status_and_notes(
     elif ended_by_platform:
         status = "ended_by_platform"
         notes.append(f"the platform ended the call before it was answered: {reason}")
+    failed, silent = _unanswered(turns)
+    if failed:
+        status = "turn_failed" if status == "ok" else status
+        notes.append(f"turn(s) {failed} failed: " + "; ".join(t["error"] for t in turns if t["failed"]))
+    if silent:
+        status = "not_answered" if status == "ok" else status
+        notes.append(f"turn(s) {silent} got no answer")
     if not answered and input_wav is not None and not timed_out:
         status = "no_speech" if status == "ok" else status
         notes.append(f"no speech detected in {input_wav}: the platform started no turn")
@@ -151,6 +184,7 @@ def build_report(
     turns = _turns(tracker, voice_clock, speech_ends)
     status, notes = _status_and_notes(
         tracker,
+        turns,
         answered=bool(turns),
         input_wav=input_wav,
         timed_out=timed_out,
@@ -174,5 +208,9 @@ def build_report(
         "agent_audio_s": round(agent_audio.size / SAMPLE_RATE, 3),
         "output": str(output_wav) if output_wav is not None else None,
         "turns": turns,
+        # Speech over the agent: "AgentPaused" then "AgentResumed" (a false interruption) or "AgentInterrupted".
+        "turn_taking": _floor(tracker, source.started_at),
+        "false_interruptions": sum(isinstance(e, AgentResumed) for e in tracker.floor),
+        "interruptions": sum(isinstance(e, AgentInterrupted) for e in tracker.floor),
         "summary": _summary(turns, tracker),
     }

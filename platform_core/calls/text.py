@@ -25,7 +25,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{'#':>3}  {'caller':<30}  {'agent':<38}  {'e2e s':>6}  tools")
         for t in turns:
             tools = ", ".join(f"{c['name']}:{c['status']}" for c in t["tool_calls"]) or "-"
-            flag = " (interrupted)" if t["interrupted"] else ""
+            flag = " (interrupted)" if t["interrupted"] else " (FAILED)" if t.get("failed") else ""
             lines.append(
                 f"{t['turn_id']:>3}  {_clip(t['user_text'], 30):<30}  {_clip(t['agent_text'] + flag, 38):<38}  "
                 f"{_sec(t['metrics']['e2e_latency']):>6}  {tools}"

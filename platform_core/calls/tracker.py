@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from platform_core.events import (
+    AgentInterrupted,
+    AgentPaused,
+    AgentResumed,
     AgentSpeakingChanged,
     AgentTextDelta,
     ErrorOccurred,
@@ -35,6 +38,8 @@ class CallTracker:
     user_text: dict[int, str] = field(default_factory=dict)  # final transcripts, for unfinished turns
     user_partials: dict[int, list[str]] = field(default_factory=dict)  # words shown while the caller spoke
     agent_text: dict[int, str] = field(default_factory=dict)  # clauses handed to TTS so far
+    # The turn-taking decisions while the caller spoke over the agent (paused, resumed, interrupted).
+    floor: list[AgentPaused | AgentResumed | AgentInterrupted] = field(default_factory=list)
     vad_speaking: bool = False
     agent_speaking: bool = False
     last_activity: float = field(default_factory=time.monotonic)
@@ -52,6 +57,8 @@ class CallTracker:
             self.agent_speaking = event.speaking
         elif isinstance(event, ErrorOccurred):
             self.errors.append(event)
+        elif isinstance(event, AgentPaused | AgentResumed | AgentInterrupted):
+            self.floor.append(event)
         else:
             self._on_text(event)  # text is no activity: the agent's quiet time goes on
             return

@@ -13,10 +13,14 @@ import sys
 from typing import Any
 
 from platform_core.calls import format_report, place_call
+from platform_core.config import saved_api_key
 from platform_core.transport.client import CallError
 from platform_core.transport.wav_source import AudioFileError
 
+# 0: every turn answered (or a silent input: no turn); 1: the call could not be placed, the platform
+# ended it, a turn failed or was not answered, or an error was reported; 2: unusable input; 3: timeout.
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
+FAILED_STATUSES = ("ended_by_platform", "turn_failed", "not_answered")
 
 
 def add_call_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +29,9 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent-id", default=None, help="the agent to call (default: the platform's default)")
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("CONVERSIMPLE_API_KEY"),
-        help="the platform's API key (default: $CONVERSIMPLE_API_KEY)",
+        default=None,
+        help="the platform's API key (default: $CONVERSIMPLE_API_KEY, else the key in this machine's settings "
+        "file, which a local `serve` uses)",
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--input", metavar="IN.wav", help="the caller's voice, played in real time")
@@ -53,7 +58,7 @@ def call_main(args: argparse.Namespace) -> int:
                 text=args.text,
                 output_wav=args.output,
                 report_path=args.report,
-                api_key=args.api_key,
+                api_key=args.api_key or os.environ.get("CONVERSIMPLE_API_KEY") or saved_api_key(),
                 max_duration_s=args.timeout,
             )
         )
@@ -68,10 +73,11 @@ def call_main(args: argparse.Namespace) -> int:
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    """The exit code of a finished call: it failed when it timed out, the platform ended it or its
-    report holds an error. A silent input (no turn, status "no_speech") is not a failure."""
+    """The exit code of a finished call: it failed when it timed out, the platform ended it, a turn
+    failed or got no answer, or its report holds an error. A silent input (no turn, status
+    "no_speech") is not a failure."""
     if report["status"] == "timeout":
         return EXIT_TIMEOUT
-    if report["status"] == "ended_by_platform" or report["errors"]:
+    if report["status"] in FAILED_STATUSES or report["errors"]:
         return EXIT_CALL_FAILED
     return EXIT_OK

@@ -38,7 +38,7 @@ async def run_demo(text: str, agent_id: str | None) -> int:
             question = Path(tmp) / "question.wav"
             write_speech_wav(chunks, engines.tts.sample_rate, question)
             print(f"calling {platform.url} with the spoken question: {text!r}", flush=True)
-            report = await place_call(platform.url, agent_id, input_wav=question)
+            report = await place_call(platform.url, agent_id, input_wav=question, api_key=config.server.api_key)
         print(format_report(report))
         return 0 if report.get("turns") else 1
     except PlatformError as exc:

@@ -8,9 +8,13 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from platform_core.cli.progress import print_progress
 from platform_core.config import PlatformConfig, load_settings
+
+if TYPE_CHECKING:
+    from platform_core.platform import Platform
 
 
 def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
@@ -23,6 +27,8 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
     config.server.port = args.port
     if args.api_key:
         config.server.api_key = args.api_key
+    elif not args.use_settings:
+        config.server.api_key = _install_key(config.server.api_key)
     if args.threads:
         config.engines.stt_threads = config.engines.llm_threads = config.engines.tts_threads = args.threads
     for option, attribute in (
@@ -34,7 +40,40 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
         value = getattr(args, option, None)
         if value:
             setattr(config.engines, attribute, value)
+    if getattr(args, "turn_detection", None):
+        config.voice.turn_detection = args.turn_detection
+    if getattr(args, "turn_max_wait", None) is not None:
+        config.voice.turn_max_wait_s = args.turn_max_wait
+    if getattr(args, "llm_parallel", None):
+        config.engines.llm_parallel = args.llm_parallel
+    if getattr(args, "llm_queue_wait", None) is not None:
+        config.engines.llm_queue_wait_s = args.llm_queue_wait
+    if getattr(args, "max_calls", None) is not None:
+        config.server.max_calls = args.max_calls
+    if getattr(args, "llm_draft_reply", False):
+        config.engines.llm_draft_reply = True
     return config
+
+
+def _install_key(fallback: str) -> str:
+    """The key saved in the settings file (a first run creates it), so it stays the same across runs."""
+    try:
+        return load_settings().server.api_key
+    except (ValueError, OSError) as exc:
+        print(f"warning: {exc}; this run uses a new random API key", file=sys.stderr)
+        return fallback
+
+
+def _print_access(platform: Platform) -> None:
+    key = platform.config.server.api_key
+    print(f"API key: {key}  (callers and agents need it; the page at {platform.url} has its own token)", flush=True)
+    print(
+        f"run an agent: conversimple-agent run resources/agents/seed_agent.py --url {platform.gateway_url} "
+        f"--api-key {key}",
+        flush=True,
+    )
+    if platform.exposure_warning:
+        print(f"warning: {platform.exposure_warning}", file=sys.stderr, flush=True)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -49,6 +88,7 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await platform.start(wait_for_engines=False)
+        _print_access(platform)
         print(f"agents connect to {platform.gateway_url}", flush=True)
         await platform.wait_ready()
         print(f"listening on {platform.url}", flush=True)
@@ -67,14 +107,46 @@ async def _serve(args: argparse.Namespace) -> int:
         await platform.stop()
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--api-key", default="", help="the API key agents use (default: dev-key)")
+    parser.add_argument(
+        "--api-key",
+        default="",
+        help="the API key callers and agents use (default: the install's random key, kept in the settings file)",
+    )
     parser.add_argument("--llm", choices=["embedded", "ollama", "openai"], help="LLM backend")
     parser.add_argument("--llm-model", help="model id (embedded) or server model name")
     parser.add_argument("--llm-url", help="server URL for ollama / openai backends")
     parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
+    parser.add_argument("--llm-parallel", type=int, help="requests the embedded LLM serves at once (default: 1)")
+    parser.add_argument(
+        "--llm-queue-wait", type=float, metavar="S", help="longest wait for the LLM before a 'busy' answer (20)"
+    )
+    parser.add_argument(
+        "--max-calls",
+        type=_at_least_one,
+        metavar="N",
+        help="concurrent calls; the next caller is told 'busy' at connect (default: 4)",
+    )
+    parser.add_argument(
+        "--llm-draft-reply", action="store_true", help="draft the reply beside the tool choice (docs/engines.md)"
+    )
+    parser.add_argument(
+        "--turn-detection",
+        choices=["smart-turn", "silence"],
+        help="end turns by the turn model, holding unfinished sentences, or by silence alone (default)",
+    )
+    parser.add_argument(
+        "--turn-max-wait", type=float, metavar="S", help="longest hold of a turn the model judges unfinished (3)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -98,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="place a WebRTC call to a running platform and write a report")
     add_call_arguments(call)
+
+    from platform_core.cli.qa_run import add_test_arguments
+
+    add_test_arguments(sub.add_parser("test", help="run QA scenario files as real calls and write reports"))
 
     # Its own parser (models/prepare.py) reads the arguments, so `prepare-models -h` shows them all.
     prepare = sub.add_parser("prepare-models", help="assemble, verify (and --install) the model files", add_help=False)
@@ -124,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         from platform_core.cli.call import call_main
 
         return call_main(args)
+    if args.command == "test":
+        from platform_core.cli.qa_run import qa_main
+
+        return qa_main(args)
     if args.command == "prepare-models":
         from platform_core.models.prepare import prepare_main
 

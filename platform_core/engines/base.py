@@ -1,6 +1,6 @@
 """One small interface per engine kind. Backends live one per file beside this module.
 
-STT, TTS and VAD backends are blocking: the voice loop runs them on worker threads so the event
+STT, TTS, VAD and turn-model backends are blocking: the voice loop runs them on worker threads so the event
 loop (and the GUI that shares it) never stalls. LLM backends are async because every one of them
 streams over HTTP, even the embedded llama.cpp server.
 """
@@ -46,8 +46,24 @@ class SpeechToText(Protocol):
 class TextToSpeech(Protocol):
     sample_rate: int  # the rate of the chunks `synthesize` yields
 
-    def synthesize(self, text: str) -> Iterator[Int16Audio]:
-        """Audio chunks for `text`, first chunk as early as possible. Blocking: run on a worker thread."""
+    def synthesize(self, text: str, *, steady: bool = False) -> Iterator[Int16Audio]:
+        """Audio chunks for `text`, first chunk as early as possible. Blocking: run on a worker thread.
+
+        `steady`: the same audio for the same text every time (no random variation), for callers' voices
+        in QA runs, tests and benches, so that a run can be repeated exactly."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TurnModel(Protocol):
+    """Whether the caller has finished their turn, judged from their audio (not only the silence)."""
+
+    sample_rate: int  # the rate `completion_probability` expects (16 kHz)
+
+    def completion_probability(self, audio: FloatAudio) -> float:
+        """Probability (0..1) that the turn is complete, from its audio so far (ending now).
+        Blocking: call from a worker thread."""
         ...
 
     def close(self) -> None: ...
@@ -60,7 +76,8 @@ class ChatMessage:
 
     def to_openai(self) -> dict[str, Any]:
         # Tool results go to the model as user-visible context: small models handle that better than
-        # the "tool" role, and every backend accepts it.
+        # the "tool" role, and every backend accepts it. (As a system note the 0.5B model repeated the
+        # note word for word as its answer to the next turn: bench/llm_tool_reply.py.)
         if self.role == "tool":
             return {"role": "user", "content": f"[tool result] {self.content}"}
         return {"role": self.role, "content": self.content}

@@ -6,20 +6,26 @@ Python's imports are not safe to race (a half-initialised module raises ImportEr
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
 from platform_core.config import EngineConfig, engine_threads
-from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from platform_core.engines.base import LanguageModel, SpeechToText, TextToSpeech, TurnModel, VoiceActivityDetector
+from platform_core.engines.health import EngineHealth
 from platform_core.engines.llm import create_llm
+from platform_core.engines.llm.queue import LLMQueue
 from platform_core.engines.runner import Engines, engine_worker
 from platform_core.engines.stt.whisper_cpp import WhisperCppSTT
 from platform_core.engines.tts.piper import PiperTTS
+from platform_core.engines.turn.smart_turn import SmartTurn
 from platform_core.engines.vad.silero import SileroVAD
+from platform_core.errors import StudioError
 from platform_core.models.store import ensure_model
 from platform_core.models.stt_model import resolve_stt_model
 
 Progress = Callable[[str, str, float | None], None]  # (component, message, fraction)
+log = logging.getLogger(__name__)
 
 
 def _load_stt(config: EngineConfig, progress: Progress) -> SpeechToText:
@@ -33,6 +39,24 @@ def _load_tts(config: EngineConfig, progress: Progress) -> TextToSpeech:
     path = ensure_model(config.tts_voice, lambda m, f: progress("tts", m, f))
     progress("tts", f"loading Piper voice ({path.name})", None)
     return PiperTTS(path, threads=engine_threads(config.tts_threads, take_turns=config.take_turns))
+
+
+def _load_turn_model(config: EngineConfig, progress: Progress) -> tuple[TurnModel | None, str]:
+    """The end-of-turn model, or (None, why not): without it turns end on silence alone, so a
+    missing or damaged model degrades endpointing but never stops the platform."""
+    if not config.turn_model:
+        return None, "no turn model configured"
+    try:
+        path = ensure_model(config.turn_model, lambda m, f: progress("turn", m, f))
+        progress("turn", f"loading the turn model ({path.name})", None)
+        return SmartTurn(path), ""
+    except StudioError as exc:
+        why = f"{exc.message} {exc.hint}".strip()
+    except Exception as exc:  # ONNX Runtime's own errors: logged, and silence endpointing goes on
+        why = f"{type(exc).__name__}: {exc}"
+    log.warning("turn model unavailable, turns end on silence only: %s", why)
+    progress("turn", f"unavailable, turns end on silence only: {why}", 1.0)
+    return None, why
 
 
 def _check_vad() -> Callable[[], VoiceActivityDetector]:
@@ -67,6 +91,7 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
     # Each engine loads on the worker thread it will run on: ONNX Runtime creates its thread pool
     # there, and it inherits that thread's (lowered) priority.
     stt_worker, tts_worker = engine_worker("stt", config.engine_nice), engine_worker("tts", config.engine_nice)
+    turn_worker = engine_worker("turn", config.engine_nice)
     try:
         # Every loader finishes (none is left running unseen), then one failure unloads the others:
         # an embedded LLM's llama.cpp process must not run on, unused, beside a failed whisper.
@@ -75,6 +100,7 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
             loop.run_in_executor(tts_worker, _load_tts, config, progress),
             asyncio.to_thread(_check_vad),
             _start_llm(config, progress),
+            loop.run_in_executor(turn_worker, _load_turn_model, config, progress),
             return_exceptions=True,
         )
         failure = next((r for r in results if isinstance(r, BaseException)), None)
@@ -82,20 +108,35 @@ async def load_engines(config: EngineConfig, progress: Progress) -> Engines:
             await _unload([r for r in results if not isinstance(r, BaseException)])
             raise failure
     except BaseException:
-        stt_worker.shutdown(wait=False)
-        tts_worker.shutdown(wait=False)
+        for worker in (stt_worker, tts_worker, turn_worker):
+            worker.shutdown(wait=False)
         raise
-    stt, tts, vad_factory, llm = cast(
-        tuple[SpeechToText, TextToSpeech, Callable[[], VoiceActivityDetector], LanguageModel], results
+    stt, tts, vad_factory, llm, (turn_model, turn_missing) = cast(
+        tuple[
+            SpeechToText,
+            TextToSpeech,
+            Callable[[], VoiceActivityDetector],
+            LanguageModel,
+            tuple[TurnModel | None, str],
+        ],
+        results,
     )
-    for component in ("stt", "tts", "vad", "llm"):
+    for component in ("stt", "tts", "vad", "llm") + (("turn",) if turn_model is not None else ()):
         progress(component, "ready", 1.0)
+    health = EngineHealth()
+    if callable(watch := getattr(llm, "watch", None)):  # an engine that supervises itself reports here
+        watch(health.reporter("llm"))
     return Engines(
         stt=stt,
         tts=tts,
         llm=llm,
         vad_factory=vad_factory,
         take_turns=config.take_turns,
+        turn_model=turn_model,
+        turn_model_missing=turn_missing,
         stt_worker=stt_worker,
         tts_worker=tts_worker,
+        turn_worker=turn_worker,
+        llm_queue=LLMQueue(config.llm_parallel, config.llm_queue_wait_s, spare=config.spare_llm_slots()),
+        health=health,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,8 +29,11 @@ from platform_core.engines.base import (
     PausableEngine,
     SpeechToText,
     TextToSpeech,
+    TurnModel,
     VoiceActivityDetector,
 )
+from platform_core.engines.health import EngineHealth
+from platform_core.engines.llm.queue import LLMQueue, QueuedLLM
 from platform_core.engines.priority import lower_this_threads_priority
 
 
@@ -41,6 +45,7 @@ def engine_worker(name: str, nice: int = 0) -> ThreadPoolExecutor:
 
 
 _T = TypeVar("_T")
+WORKER_STUCK_S = 60.0
 
 
 @dataclass
@@ -50,11 +55,25 @@ class Engines:
     llm: LanguageModel
     vad_factory: Callable[[], VoiceActivityDetector]
     take_turns: bool = False
+    # The end-of-turn model; None: turns end on silence alone (not installed, or not chosen).
+    turn_model: TurnModel | None = None
+    turn_model_missing: str = ""  # why there is none, for the health report and the log
     stt_worker: ThreadPoolExecutor = field(default_factory=lambda: engine_worker("stt"), repr=False)
     tts_worker: ThreadPoolExecutor = field(default_factory=lambda: engine_worker("tts"), repr=False)
+    turn_worker: ThreadPoolExecutor = field(default_factory=lambda: engine_worker("turn"), repr=False)
+    llm_queue: LLMQueue = field(default_factory=LLMQueue)
+    health: EngineHealth = field(default_factory=EngineHealth)
+    # A whisper or Piper job (queue wait included) running this long means its worker thread is stuck:
+    # a thread cannot be killed or safely replaced (the engine is not thread-safe), so it is reported.
+    worker_stuck_s: float = WORKER_STUCK_S
 
     _stt_busy: int = field(default=0, repr=False)  # transcriptions queued or running
     _final_waiting: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every request (tool choice, reply, warm-up) takes its turn in the queue.
+        if not isinstance(self.llm, QueuedLLM):
+            self.llm = QueuedLLM(self.llm, self.llm_queue)
 
     async def transcribe(self, audio: FloatAudio) -> str:
         """The text of a turn. A partial transcription in progress gives way to it."""
@@ -81,7 +100,8 @@ class Engines:
         loop = asyncio.get_running_loop()
         self._stt_busy += 1
         try:
-            result: _T = await loop.run_in_executor(self.stt_worker, self._llm_paused_during, job, audio)
+            future = loop.run_in_executor(self.stt_worker, self._llm_paused_during, job, audio)
+            result: _T = await self._watched("stt", future)
             return result
         finally:
             self._stt_busy -= 1
@@ -97,15 +117,32 @@ class Engines:
             if paused is not None:
                 paused.resume()
 
-    async def synthesize(self, text: str) -> AsyncIterator[Int16Audio]:
-        """Chunks of `text` as they are synthesized; stops the worker early when the consumer goes away."""
+    async def turn_completion(self, audio: FloatAudio) -> tuple[float, float]:
+        """(probability that the turn in `audio` is complete, seconds the model took). Needs a turn model."""
+        model = self.turn_model
+        if model is None:
+            raise RuntimeError("no turn model loaded")
+
+        def judge() -> tuple[float, float]:
+            started = time.perf_counter()
+            probability = model.completion_probability(audio)
+            return probability, time.perf_counter() - started
+
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self.turn_worker, self._llm_paused_during, judge)
+        result: tuple[float, float] = await self._watched("turn", job)
+        return result
+
+    async def synthesize(self, text: str, *, steady: bool = False) -> AsyncIterator[Int16Audio]:
+        """Chunks of `text` as they are synthesized; stops the worker early when the consumer goes away.
+        `steady`: the same audio for the same text (a caller's voice in a QA run)."""
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[Int16Audio | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                for chunk in self.tts.synthesize(text):
+                for chunk in self.tts.synthesize(text, steady=steady):
                     if stop.is_set():
                         break
                     loop.call_soon_threadsafe(chunks.put_nowait, chunk)
@@ -114,7 +151,7 @@ class Engines:
             finally:
                 loop.call_soon_threadsafe(chunks.put_nowait, None)
 
-        loop.run_in_executor(self.tts_worker, self._llm_paused_during, produce)
+        self._watched("tts", loop.run_in_executor(self.tts_worker, self._llm_paused_during, produce))
         try:
             while (item := await chunks.get()) is not None:
                 if isinstance(item, BaseException):
@@ -123,9 +160,31 @@ class Engines:
         finally:
             stop.set()
 
+    def _watched(self, engine: str, job: asyncio.Future[_T]) -> asyncio.Future[_T]:
+        """`job`, reported as a stuck worker ("failed") once it has run `worker_stuck_s`, "ok" when it ends."""
+        loop = asyncio.get_running_loop()
+        stuck = [False]
+
+        def report_stuck() -> None:
+            stuck[0] = True
+            self.health.set(engine, "failed", f"one job has run for {self.worker_stuck_s:g} s: its worker is stuck")
+
+        timer = loop.call_later(self.worker_stuck_s, report_stuck)
+
+        def finished(_: asyncio.Future[_T]) -> None:
+            timer.cancel()
+            if stuck[0]:
+                self.health.set(engine, "ok")
+
+        job.add_done_callback(finished)
+        return job
+
     async def aclose(self) -> None:
         await self.llm.aclose()
         self.stt_worker.shutdown(wait=False, cancel_futures=True)
         self.tts_worker.shutdown(wait=False, cancel_futures=True)
+        self.turn_worker.shutdown(wait=False, cancel_futures=True)
         self.stt.close()
         self.tts.close()
+        if self.turn_model is not None:
+            self.turn_model.close()

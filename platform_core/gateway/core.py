@@ -10,8 +10,10 @@ Decisions where conversimple-sdk 0.2.4 is silent (also in docs/agent-protocol.md
 - Each agent connection gets one start notice per conversation: `conversation_ready` if it is a listener
   (dispatcher or standalone agent) when the conversation starts, or `conversation_lifecycle` started if it
   registers tools for a conversation it was not told about (a dispatched per-conversation instance; it
-  then stops receiving `conversation_ready`, so instances never grab other conversations).
-- Registration routes each tool name to the connection that registered it last.
+  then stops receiving `conversation_ready`, so instances never grab other conversations). A reconnecting
+  owner keeps its old role instead.
+- A conversation belongs to the first connection that registers tools for it (registration.py); others
+  are refused and the owner is told, until the owner disconnects.
 - The platform's clock is authoritative: at `timeout_seconds` the call is a timeout; a later answer is
   dropped quietly (it is late, not a protocol error).
 """
@@ -30,7 +32,7 @@ from platform_core.events import (
     ErrorOccurred,
 )
 from platform_core.gateway.frames import Frame, ProtocolError, parse_frame, push, reply_error, reply_ok
-from platform_core.gateway.registration import register_tools
+from platform_core.gateway.registration import register_tools, release
 from platform_core.gateway.schema import clamp_timeout
 from platform_core.gateway.state import (
     AgentInfo,
@@ -168,11 +170,7 @@ class GatewayCore:
         if conn is None:
             return []
         effects = self.tool_calls.fail_disconnected(conn, reason, now)
-        for conversation_id in conn.registered:
-            conversation = self.conversations.get(conversation_id)
-            for route in conversation.routes.values() if conversation else ():
-                if route.connection_id == conn.id:
-                    route.connection_id = None
+        release(conn, self.conversations)
         if conn.topic is not None and conn.customer_id is not None:
             effects.append(
                 Publish(AgentDisconnected(customer_id=conn.customer_id, connection_id=conn.id, reason=reason))
@@ -214,7 +212,7 @@ class GatewayCore:
         conversation = self.conversations.pop(conversation_id, None)
         if conversation is None:
             return []
-        effects = self.tool_calls.cancel_conversation(conversation_id, now)
+        effects = self.tool_calls.cancel_matching(conversation_id, None, now)
         payload = {
             "event": "conversation_ended",
             "conversation_id": conversation_id,
@@ -256,6 +254,10 @@ class GatewayCore:
     def cancel_call(self, call_id: str, now: float, reason: str) -> list[Effect]:
         return self.tool_calls.cancel(call_id, now, reason)
 
+    def cancel_calls(self, conversation_id: str, turn_id: int | None, now: float, reason: str) -> list[Effect]:
+        """Cancel the conversation's pending calls (only `turn_id`'s if not None); their agents are told."""
+        return self.tool_calls.cancel_matching(conversation_id, turn_id, now, reason)
+
     # --- queries ---------------------------------------------------------------------------------------
 
     def snapshot(self, now: float) -> list[AgentInfo]:
@@ -290,7 +292,7 @@ class GatewayCore:
                 f"{conn.topic!r}, send every event on that topic",
             )
         if event == "register_conversation_tools":
-            return register_tools(conn, frame, self.conversations)
+            return register_tools(conn, frame, self.conversations, self.connections)
         if event in ("tool_call_response", "tool_call_error"):
             return self.tool_calls.answer(conn, frame, now)
         if event == "phx_leave":
@@ -320,16 +322,17 @@ class GatewayCore:
         return effects
 
     def _late_ready(self, conn: Connection) -> list[Effect]:
-        """A listener that joined late (or restarted) still hears of conversations no live agent serves.
-        Only once it has stayed silent for a moment: a dispatched instance registers right after joining
-        and must not be offered other conversations."""
+        """A listener that joined late (or reconnected) still hears of the conversations no agent owns.
+        Only a moment after its join: a dispatched instance registers its conversation at once (and is
+        then bound, never offered others); a reconnecting listener re-registers its own and stays a
+        listener, so it still hears of the ones that started while it was away."""
         conn.late_check_at = None
-        if conn.registered or conn.topic is None:
+        if conn.bound or conn.topic is None:
             return []
         effects: list[Effect] = []
         for conversation in self.conversations.values():
-            unserved = not any(r.connection_id for r in conversation.routes.values())
-            if conversation.customer_id == conn.customer_id and unserved and conversation.id not in conn.told:
+            unowned = conversation.owner is None
+            if conversation.customer_id == conn.customer_id and unowned and conversation.id not in conn.told:
                 conn.told.add(conversation.id)
                 effects.append(Send(conn.id, push(conn.topic, "conversation_ready", self._ready(conversation))))
         return effects

@@ -20,12 +20,15 @@ class ProtocolError(StudioError):
     """A frame the gateway cannot accept. `code` is stable and machine-readable; `detail` says what
     was wrong and what to do (the agent is told both; `message` is "code: detail")."""
 
-    def __init__(self, code: str, detail: str, *, ref: Ref = None, join_ref: Ref = None) -> None:
+    def __init__(
+        self, code: str, detail: str, *, ref: Ref = None, join_ref: Ref = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.ref = ref
         self.join_ref = join_ref
+        self.details = details or {}  # extra fields of the reply's response (e.g. the conversation_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +104,5 @@ def reply_ok(frame: Frame, response: dict[str, Any] | None = None) -> str:
 
 def reply_error(error: ProtocolError, topic: str = "phoenix") -> str:
     """`reason` carries code and explanation together: the SDK logs only `reason`."""
-    response = {"reason": error.message, "code": error.code, "message": error.detail}
+    response = {**error.details, "reason": error.message, "code": error.code, "message": error.detail}
     return encode(error.join_ref, error.ref, topic, "phx_reply", {"status": "error", "response": response})

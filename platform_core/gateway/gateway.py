@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -62,6 +63,8 @@ class AgentGateway:
         self._tools_ready: dict[str, asyncio.Event] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Told (remote IP, problem) of every wrong or missing key at the handshake (the platform throttles).
+        self.on_auth_failure: Callable[[str, str], None] | None = None
 
     # --- server integration ----------------------------------------------------------------------------
 
@@ -74,6 +77,9 @@ class AgentGateway:
         customer, problem = self._core.authenticate(key)
         if customer is not None:
             return None
+        if self.on_auth_failure is not None:
+            address = connection.remote_address
+            self.on_auth_failure(str(address[0]) if address else "", problem)
         offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
         if SUBPROTOCOL in offered:
             return None
@@ -183,6 +189,10 @@ class AgentGateway:
             raise
         finally:
             self._waiters.pop(call.call_id, None)
+
+    def cancel_tool_calls(self, conversation_id: str, *, turn_id: int | None = None, reason: str = "") -> None:
+        now = asyncio.get_running_loop().time()
+        self._apply(self._core.cancel_calls(conversation_id, turn_id, now, reason or "cancelled by the platform"))
 
     # --- effects ---------------------------------------------------------------------------------------
 

@@ -78,7 +78,11 @@ class Conversation:
     id: str
     customer_id: str
     agent_id: str | None
-    routes: dict[str, Route] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)  # all the owner's
+    owner: str | None = None  # the connection that registered first; None until then or once it left
+    released: bool = False  # its owner's connection closed: the reconnecting owner may register again
+    owner_was_bound: bool = False  # the released owner was a per-conversation instance
+    contested_by: set[str] = field(default_factory=set)  # refused connections the owner was told of
 
 
 @dataclass

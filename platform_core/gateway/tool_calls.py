@@ -18,7 +18,7 @@ from platform_core.gateway.frames import Frame, ProtocolError, push
 from platform_core.gateway.schema import check_arguments
 from platform_core.gateway.state import Connection, Conversation, Effect, Finish, PendingCall, Publish, Route, Send
 from platform_core.pipeline.tools import ToolOutcome
-from platform_core.protocol import MAX_FRAME_BYTES
+from platform_core.protocol import MAX_FRAME_BYTES, TOOL_CALL_CANCELLED
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,31 @@ class ToolCalls:
         return effects
 
     def cancel(self, call_id: str, now: float, reason: str) -> list[Effect]:
+        """The platform abandons a pending call: it finishes as cancelled and its agent is told
+        (`tool_call_cancelled`), so the agent can stop the tool; its answer, if one still comes, is late."""
         call = self.pending.get(call_id)
-        return self.finish(call, "cancelled", now, error=reason) if call else []
+        if call is None:
+            return []
+        effects = self.finish(call, "cancelled", now, error=reason)
+        conn = self.connections.get(call.connection_id)
+        if conn is not None and conn.topic is not None:
+            notice = {
+                "call_id": call.call_id,
+                "conversation_id": call.conversation_id,
+                "tool_name": call.name,
+                "reason": reason,
+            }
+            effects.append(Send(conn.id, push(conn.topic, TOOL_CALL_CANCELLED, notice)))
+        return effects
 
-    def cancel_conversation(self, conversation_id: str, now: float) -> list[Effect]:
+    def cancel_matching(
+        self, conversation_id: str, turn_id: int | None, now: float, reason: str = "the conversation ended"
+    ) -> list[Effect]:
+        """Cancel the conversation's pending calls (only those of `turn_id` when it is not None)."""
         effects: list[Effect] = []
-        for call in [c for c in self.pending.values() if c.conversation_id == conversation_id]:
-            effects += self.finish(call, "cancelled", now, error="the conversation ended")
+        for call in list(self.pending.values()):
+            if call.conversation_id == conversation_id and turn_id in (None, call.turn_id):
+                effects += self.cancel(call.call_id, now, reason)
         return effects
 
     def fail_disconnected(self, conn: Connection, reason: str, now: float) -> list[Effect]:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-ModelKind = Literal["stt", "llm", "tts"]
+ModelKind = Literal["stt", "llm", "tts", "turn"]
 Assembly = Literal["concat", "ct2-to-ggml", "files"]
 
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "resources" / "models.json"

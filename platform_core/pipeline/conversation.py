@@ -2,8 +2,9 @@
 
 Caller audio -> Listener (VAD, endpointing, STT) -> turns -> Responder (tools -> LLM -> clauses -> TTS)
 -> Playback -> the agent's track.
-Barge-in: caller speech while a response is in progress stops the agent's audio at once, cancels
-the rest of the answer, and keeps in the history only the words that were played.
+Barge-in: caller speech over the agent pauses its audio at once (`floor.py`); enough speech makes it an
+interruption, which cancels the rest of the answer and keeps in the history only the words that were
+played; less (a backchannel, a cough) resumes the answer where it paused and is not a turn.
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ from platform_core.events import (
     MetricMeasured,
     MetricName,
     TranscriptPartial,
+    TurnCommitReason,
+    TurnCommitted,
     TurnCompleted,
+    TurnHeld,
     TurnStarted,
     VadStateChanged,
 )
+from platform_core.pipeline.floor import Floor
+from platform_core.pipeline.interruptions import InterruptionRules
 from platform_core.pipeline.listener import Listener, SpeechWindow
 from platform_core.pipeline.playback import Playback
 from platform_core.pipeline.responder import FIRST_TOOLS_WAIT_S, Responder
 from platform_core.pipeline.tools import ToolRouter
-from platform_core.pipeline.turn import PlayedSegment, Turn
+from platform_core.pipeline.turn import PlayedSegment, Turn, heard_text
 from platform_core.transport.agent_track import AgentAudioTrack
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,14 @@ class Conversation:
         self._turns: dict[int, Turn] = {}
         self._current: tuple[Turn, asyncio.Task[None]] | None = None
         self._ended = asyncio.Event()
+        voice = config.voice
+        rules = InterruptionRules(
+            voice.interrupt_speech_s, voice.interrupt_min_words, voice.false_interruption_timeout_s
+        )
+        self.floor = Floor(
+            conversation_id, rules, playback=self.playback, publish=bus.publish, on_interrupted=self._on_interrupted
+        )
+        self._greeting: tuple[int, asyncio.Task[None]] | None = None  # its index in the history, its speech
         self._publish_state("connecting")
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -101,12 +115,12 @@ class Conversation:
         self._spawn(self._warm_up())
         greeting = self.config.profile_for(self.agent_id).greeting
         if greeting:
+            self._greeting = (len(self.history), self._spawn(self.responder.speak_text(greeting, turn=None)))
             self.history.append(ChatMessage("assistant", greeting))
             # Turn 0: the agent's words before the caller's first turn, for transcripts and logs.
             self.bus.publish(
                 AgentTextDelta(conversation_id=self.conversation_id, turn_id=GREETING_TURN_ID, text=greeting)
             )
-            self._spawn(self.responder.speak_text(greeting, turn=None))
 
     async def _warm_up(self) -> None:
         """Fill the LLM's prompt cache while the caller starts talking: the reply's prefix at once, the
@@ -180,7 +194,46 @@ class Conversation:
         )
 
     def on_barge_in(self, speech_arrived_at: float) -> None:
-        self._interrupt("caller spoke", speech_arrived_at=speech_arrived_at)
+        speaking = self._speaking_turn_id()
+        if speaking is None:  # an answer not audible yet: the caller goes on with their turn
+            self._interrupt("caller spoke", speech_arrived_at=speech_arrived_at)
+        else:
+            self.floor.speech_began(speech_arrived_at, speaking)
+
+    def on_interrupting_speech(self, speech_s: float) -> None:
+        self.floor.speech_progress(speech_s)
+
+    def on_speech_discarded(self, speech_s: float) -> None:
+        self.floor.speech_ended(speech_s)
+
+    def _speaking_turn_id(self) -> int | None:
+        """The turn whose answer the caller hears now (GREETING_TURN_ID: the greeting), or None."""
+        if self._current is not None:
+            turn = self._current[0]
+            audible = turn.first_audio_at is not None or self.playback.queue.has(turn.turn_id)
+            return turn.turn_id if audible else None
+        if self._greeting is not None and (not self._greeting[1].done() or self.playback.queue.has(GREETING_TURN_ID)):
+            return GREETING_TURN_ID
+        return None
+
+    def _on_interrupted(self, turn_id: int, speech_arrived_at: float, silenced_at: float) -> None:
+        if turn_id == GREETING_TURN_ID:
+            self._cut_greeting()
+        else:
+            self._interrupt("caller interrupted", speech_arrived_at=speech_arrived_at, silenced_at=silenced_at)
+
+    def _cut_greeting(self) -> None:
+        """The caller talked over the greeting: the history keeps the words they heard of it."""
+        if self._greeting is None:
+            return
+        (index, task), self._greeting = self._greeting, None
+        task.cancel()
+        heard = heard_text([], self.playback.cut(None))
+        if index < len(self.history) and self.history[index].role == "assistant":
+            if heard:
+                self.history[index] = ChatMessage("assistant", heard)
+            else:
+                del self.history[index]
 
     def on_speech_started(self) -> None:
         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
@@ -189,10 +242,49 @@ class Conversation:
         # A turn that has started meanwhile has its final text already.
         if turn_id == self._next_turn_id:
             self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
+            self.floor.words_heard(len(text.split()))
+
+    def on_turn_held(self, probability: float, wait_s: float, model_s: float, speech_ended_at: float) -> None:
+        self.bus.publish(
+            TurnHeld(
+                conversation_id=self.conversation_id,
+                probability=round(probability, 4),
+                wait_s=wait_s,
+                model_s=round(model_s, 4),
+                speech_ended_at=speech_ended_at,
+            )
+        )
+
+    def on_turn_committed(
+        self, reason: TurnCommitReason, probability: float | None, held_s: float, model_s: float | None
+    ) -> None:
+        self.bus.publish(
+            TurnCommitted(
+                conversation_id=self.conversation_id,
+                reason=reason,
+                probability=None if probability is None else round(probability, 4),
+                held_s=held_s,
+                model_s=None if model_s is None else round(model_s, 4),
+            )
+        )
 
     def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array, transcript: asyncio.Future[str] | None) -> None:
         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=False))
-        self._start_turn(speech.ended_at, audio, transcript=transcript)
+        if self.floor.needs_words:  # long enough to interrupt: its words decide
+            self._spawn(self._judge_words(speech, audio, transcript))
+        elif self.floor.speech_ended(speech.speech_s):
+            self._start_turn(speech.ended_at, audio, transcript=transcript)
+        elif transcript is not None:
+            transcript.cancel()  # a backchannel over the agent: no turn of its own
+
+    async def _judge_words(
+        self, speech: SpeechWindow, audio: Float32Array, transcript: asyncio.Future[str] | None
+    ) -> None:
+        text = await (transcript or asyncio.ensure_future(self.responder.engines.transcribe(audio)))
+        if self.floor.speech_ended(speech.speech_s, len(text.split())):
+            done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            done.set_result(text)
+            self._start_turn(speech.ended_at, audio, transcript=done)
 
     async def on_caller_gone(self) -> None:
         if self.state != "ended":
@@ -249,18 +341,22 @@ class Conversation:
             self._current = None
         self._complete(turn, interrupted=False)
 
-    def _interrupt(self, reason: str, speech_arrived_at: float | None = None) -> None:
+    def _interrupt(self, reason: str, speech_arrived_at: float | None = None, silenced_at: float | None = None) -> None:
+        if self.floor.paused:  # a typed turn or the end of the call decides for the paused agent
+            self.floor.release()
         if self._current is None:
             return
         turn, task = self._current
         self._current = None
         cut = self.playback.cut(turn)
         task.cancel()
+        # Its tool calls end now, not when the task unwinds: the agent is told and stops the tool.
+        self.router.cancel_tool_calls(self.conversation_id, turn_id=turn.turn_id, reason=f"interrupted: {reason}")
         # The agent was answering aloud: audio still queued, or some played and more to come (between
         # two clauses the queue is empty while the next one is synthesized: still a barge-in).
         if speech_arrived_at is not None and (cut or turn.first_audio_at is not None):
             # From the caller's first speech frame reaching the platform to the agent's audio being cut.
-            self.record_metric(turn, "barge_in_delay", time.monotonic() - speech_arrived_at)
+            self.record_metric(turn, "barge_in_delay", (silenced_at or time.monotonic()) - speech_arrived_at)
         log.info("turn %s interrupted: %s", turn.turn_id, reason)
         self._complete(turn, interrupted=True, cut=cut)
 

@@ -1,13 +1,18 @@
 """The caller's side of the voice loop: caller audio -> VAD -> turn detection -> partial and final STT.
 
 The listener turns the caller's track into turn signals and reports them through `RecognitionHooks`
-(the conversation implements them): barge-in, speech started, a partial transcript, a turn ended
-with its audio and the transcription already started at the caller's pause.
+(the conversation implements them): barge-in, speech started, a partial transcript, a turn held or
+committed, a turn ended with its audio and the transcription already started at the caller's pause.
+
+With `voice.turn_detection` "smart-turn" the turn model judges the caller's audio
+`turn_judge_silence_s` into their silence, so its answer (50-100 ms) is ready by the silence
+endpoint; `TurnHold` then commits the turn or holds it open for the rest of the sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -22,10 +27,13 @@ from platform_core.audio import STT_RATE, Float32Array, Int16Array, MonoResample
 from platform_core.config import VoiceLoopConfig
 from platform_core.engines.base import VoiceActivityDetector
 from platform_core.engines.runner import Engines
+from platform_core.events import TurnCommitReason
+from platform_core.pipeline.turn_hold import Commit, Held, Judgement, TurnHold
 from platform_core.pipeline.turns import TurnDetector, TurnSignal
 
 PREROLL_S = 0.3  # audio kept before detected speech onset, so STT hears the first syllable
 
+log = logging.getLogger(__name__)
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
@@ -35,6 +43,7 @@ class SpeechWindow:
 
     started_at: float
     ended_at: float
+    speech_s: float = 0.0  # speech in it (its pauses not counted)
 
 
 class RecognitionHooks(Protocol):
@@ -52,13 +61,31 @@ class RecognitionHooks(Protocol):
     def on_caller_level(self, rms_dbfs: float, peak: float) -> None: ...
 
     def on_barge_in(self, speech_arrived_at: float) -> None:
-        """The caller has spoken long enough to interrupt the agent; their first speech frame reached
-        the platform at `speech_arrived_at`."""
+        """The caller has spoken long enough to pause the agent; their first speech frame reached the
+        platform at `speech_arrived_at`."""
+        ...
+
+    def on_interrupting_speech(self, speech_s: float) -> None:
+        """The caller has spoken `speech_s`: long enough to interrupt the agent (`interrupt_speech_s`)."""
+        ...
+
+    def on_speech_discarded(self, speech_s: float) -> None:
+        """The caller's sound was too short to be a turn (a click, a breath)."""
         ...
 
     def on_speech_started(self) -> None: ...
 
     def on_partial_transcript(self, turn_id: int, text: str) -> None: ...
+
+    def on_turn_held(self, probability: float, wait_s: float, model_s: float, speech_ended_at: float) -> None:
+        """The turn model judged the caller unfinished at the endpoint: the turn waits up to `wait_s`."""
+        ...
+
+    def on_turn_committed(
+        self, reason: TurnCommitReason, probability: float | None, held_s: float, model_s: float | None
+    ) -> None:
+        """The end of the turn is decided (`on_turn_ended` follows at once)."""
+        ...
 
     def on_turn_ended(self, speech: SpeechWindow, audio: Float32Array, transcript: asyncio.Future[str] | None) -> None:
         """The caller's turn is over; `transcript`, if given, is its transcription (started at the pause)."""
@@ -77,6 +104,14 @@ class _EarlyTranscript:
     text: asyncio.Future[str]
 
 
+@dataclass
+class _Judging:
+    """The turn model's judgement started at a pause, of the speech that ended at `speech_ended_at`."""
+
+    speech_ended_at: float
+    result: asyncio.Future[tuple[float, float]]
+
+
 class Listener:
     """One conversation's listening: feed it the caller's track with `run`."""
 
@@ -89,6 +124,7 @@ class Listener:
             threshold=voice.vad_threshold,
             min_speech_s=voice.min_speech_s,
             barge_in_speech_s=voice.barge_in_speech_s,
+            interrupt_speech_s=voice.interrupt_speech_s,
             endpoint_silence_s=voice.endpoint_silence_s,
             pause_s=voice.pause_s,
             max_turn_s=voice.max_turn_s,
@@ -98,6 +134,14 @@ class Listener:
         self._pending_since = 0.0  # when the first of the pending samples arrived
         self._recent: deque[tuple[float, Int16Array]] = deque()  # (processed at, VAD block)
         self._early: _EarlyTranscript | None = None
+        self._judging: _Judging | None = None
+        self._held_speech_s = 0.0  # the speech of a held turn so far (its pauses not counted)
+        self.hold = TurnHold(
+            threshold=voice.turn_complete_threshold, max_wait_s=voice.turn_max_wait_s, max_turn_s=voice.max_turn_s
+        )
+        self.smart_turn = voice.turn_detection == "smart-turn" and engines.turn_model is not None
+        if voice.turn_detection == "smart-turn" and engines.turn_model is None:
+            log.warning("no turn model (%s): turns end on silence only", engines.turn_model_missing or "not loaded")
         self._partial: asyncio.Task[None] | None = None  # the words so far, for display
         self._partial_after_s = voice.partial_every_s
         # When the current utterance's first speech reached the platform: the arrival of the frame its
@@ -107,7 +151,7 @@ class Listener:
     async def run(self, track: MediaStreamTrack) -> None:
         vad = await asyncio.to_thread(self.engines.vad_factory)  # ~150 ms of model loading: off the loop
         block_s = vad.frame_samples / STT_RATE
-        self._recent = deque(maxlen=int((self.voice.max_turn_s + 2) / block_s))
+        self._recent = deque(maxlen=int((self.voice.max_turn_s + self.voice.turn_max_wait_s + 2) / block_s))
         while True:
             try:
                 frame = await track.recv()
@@ -117,6 +161,7 @@ class Listener:
             await self.hooks.on_caller_frame()
             if isinstance(frame, av.AudioFrame):
                 self._hear(vad, self._resampler.resample_frame(frame), arrived_at)
+        self.hold.cancel()
         await self.hooks.on_caller_gone()
 
     def _hear(self, vad: VoiceActivityDetector, pcm: Int16Array, arrived_at: float) -> None:
@@ -141,46 +186,106 @@ class Listener:
                 self._speech_arrived_at = chunk_arrived_at
             for signal in signals:
                 self._on_signal(signal)
+            self._maybe_judge(now)
+            if (commit := self.hold.expired(now, speaking=self.detector.in_speech)) is not None:
+                self._commit(commit)
 
     def _on_signal(self, signal: TurnSignal) -> None:
         if signal.kind == "barge_in":
             self.hooks.on_barge_in(self._speech_arrived_at)
+        elif signal.kind == "interrupt":
+            self.hooks.on_interrupting_speech(signal.speech_s)
         elif signal.kind == "speech_started":
             self.hooks.on_speech_started()
         elif signal.kind == "pause":
             self._on_pause(signal)
         elif signal.kind == "turn_ended":
+            self._on_endpoint(signal)
+        elif signal.kind == "speech_discarded" and not self.hold.held:
             self._partial_after_s = self.voice.partial_every_s
-            self._on_turn_ended(signal)
-        elif signal.kind == "speech_discarded":
-            self._partial_after_s = self.voice.partial_every_s
+            self.hooks.on_speech_discarded(signal.speech_s)
 
     def _on_pause(self, signal: TurnSignal) -> None:
         """Transcribe now; if the caller stays silent the turn ends with the same words."""
         if self._early is not None:
             self._early.text.cancel()
-        audio = self._utterance(signal.speech_started_at)
+        audio = self._utterance(self.hold.turn_start(signal.speech_started_at))
         self._early = _EarlyTranscript(signal.speech_ended_at, asyncio.ensure_future(self.engines.transcribe(audio)))
 
-    def _on_turn_ended(self, signal: TurnSignal) -> None:
+    def _maybe_judge(self, now: float) -> None:
+        """Ask the turn model once per silence, `turn_judge_silence_s` into it. Earlier, with less
+        silence in its window, the model takes complete sentences for unfinished ones."""
+        detector = self.detector
+        if not (self.smart_turn and detector.in_speech and detector.confirmed):
+            return
+        if self._judging is not None and self._judging.speech_ended_at == detector.last_speech_end:
+            return
+        if now - detector.last_speech_end >= self.voice.turn_judge_silence_s - 1e-9:
+            self._judge(detector.last_speech_end, self._utterance(self.hold.turn_start(detector.speech_start)))
+
+    def _judge(self, speech_ended_at: float, audio: Float32Array) -> _Judging:
+        if self._judging is not None:
+            self._judging.result.cancel()
+        self._judging = _Judging(speech_ended_at, asyncio.ensure_future(self.engines.turn_completion(audio)))
+        return self._judging
+
+    def _on_endpoint(self, signal: TurnSignal) -> None:
+        """The silence endpoint (or the turn's length limit): commit, or hold for the turn model."""
+        judging, self._judging = self._judging, None
+        forced = signal.t - signal.speech_ended_at < self.detector.endpoint_silence_s - 1e-6
+        if not self.smart_turn or forced:
+            if judging is not None:
+                judging.result.cancel()
+            self._decide(signal, None, forced=forced)
+            return
+        if judging is None or judging.speech_ended_at != signal.speech_ended_at:
+            if judging is not None:
+                judging.result.cancel()
+            audio = self._utterance(self.hold.turn_start(signal.speech_started_at))
+            judging = self._judge(signal.speech_ended_at, audio)
+            self._judging = None
+        if judging.result.done():
+            self._decide(signal, _judgement(judging.result))
+        else:  # the model is still at it (it usually answers before the endpoint)
+            self._spawn(self._decide_when_judged(signal, judging.result))
+
+    async def _decide_when_judged(self, signal: TurnSignal, result: asyncio.Future[tuple[float, float]]) -> None:
+        await asyncio.wait([result])
+        self._decide(signal, _judgement(result))
+
+    def _decide(self, signal: TurnSignal, judgement: Judgement | None, *, forced: bool = False) -> None:
+        outcome = self.hold.at_endpoint(
+            signal.speech_started_at, signal.speech_ended_at, time.monotonic(), judgement, forced=forced
+        )
+        self._held_speech_s += signal.speech_s
+        if isinstance(outcome, Held):
+            self.hooks.on_turn_held(outcome.probability, outcome.wait_s, outcome.model_s, outcome.speech_ended_at)
+        else:
+            self._commit(outcome)
+
+    def _commit(self, commit: Commit) -> None:
+        self._partial_after_s = self.voice.partial_every_s
         early, self._early = self._early, None
         transcript = None
-        if early is not None and early.speech_ended_at == signal.speech_ended_at:
+        if early is not None and early.speech_ended_at == commit.ended_at:
             transcript = early.text  # no speech since the pause: its transcription is the turn's
         elif early is not None:
             early.text.cancel()
-        speech = SpeechWindow(signal.speech_started_at, signal.speech_ended_at)
-        self.hooks.on_turn_ended(speech, self._utterance(signal.speech_started_at), transcript)
+        self.hooks.on_turn_committed(commit.reason, commit.probability, commit.held_s, commit.model_s)
+        speech = SpeechWindow(commit.started_at, commit.ended_at, self._held_speech_s)
+        self._held_speech_s = 0.0
+        self.hooks.on_turn_ended(speech, self._utterance(commit.started_at), transcript)
 
     def _maybe_transcribe_partial(self, now: float) -> None:
         detector = self.detector
-        speaking_for = now - detector.speech_start if detector.confirmed else 0.0
+        started = self.hold.turn_start(detector.speech_start)
+        speaking_for = now - started if detector.confirmed else 0.0
         if not self._partial_after_s or speaking_for < self._partial_after_s:
             return
         if self._partial is not None and not self._partial.done():
             return
         self._partial_after_s = speaking_for + self.voice.partial_every_s
-        self._partial = self._spawn(self._transcribe_partial(self._utterance(detector.speech_start)))
+        self._partial = self._spawn(self._transcribe_partial(self._utterance(started)))
 
     async def _transcribe_partial(self, audio: Float32Array) -> None:
         turn_id = self.hooks.next_turn_id
@@ -192,3 +297,14 @@ class Listener:
     def _utterance(self, started_at: float) -> Float32Array:
         start = started_at - PREROLL_S
         return to_float32(np.concatenate([c for t, c in self._recent if t >= start]))
+
+
+def _judgement(result: asyncio.Future[tuple[float, float]]) -> Judgement | None:
+    """The turn model's answer; None (the turn then ends on silence) when it failed."""
+    if result.cancelled():
+        return None
+    if (exc := result.exception()) is not None:
+        log.warning("the turn model failed, the turn ends on silence: %r", exc)
+        return None
+    probability, model_s = result.result()
+    return Judgement(probability, model_s)

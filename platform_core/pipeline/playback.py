@@ -3,7 +3,9 @@
 The responder queues one segment per clause; the agent's track pulls 20 ms frames from
 `Playback.next_frame` in real time. Playback remembers how much of each segment left the platform,
 so barge-in keeps only the words that were heard, and marks each turn's first audio (e2e latency)
-and its segments as played (the turn is over once everything it said was heard).
+and its segments as played (the turn is over once everything it said was heard). While the caller's
+speech over the agent is being judged, playback is paused: silence goes out and every segment keeps its
+position, so a false interruption resumes mid-word with nothing lost.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class PlaybackQueue:
     @property
     def busy(self) -> bool:
         return bool(self._segments)
+
+    def has(self, turn_id: int) -> bool:
+        return any(seg.turn_id == turn_id for seg in self._segments)
 
     def next_frame(self) -> tuple[Int16Array, bool]:
         """The next 20 ms of audio (the queued segments' samples, padded with silence), and whether
@@ -97,6 +102,7 @@ class Playback:
         self._record_metric = record_metric
         self._publish = publish
         self._agent_speaking = False
+        self.paused = False
 
     def play(self, turn: Turn | None, text: str, pcm: Int16Array, *, filler: bool = False) -> None:
         """Queue one synthesized clause (of `turn`, or of no turn: the greeting); a `filler` holds the line
@@ -109,13 +115,24 @@ class Playback:
                 segment.on_first_frame = self._first_audio_callback(turn, filler)
         self.queue.enqueue(segment)
 
-    def cut(self, turn: Turn) -> list[PlayedSegment]:
-        """Stop the turn's audio now; what had been played of each of its segments still queued."""
-        return self.queue.clear(turn.turn_id)
+    def cut(self, turn: Turn | None) -> list[PlayedSegment]:
+        """Stop the turn's (None: the greeting's) audio now; what had been played of each of its segments
+        still queued."""
+        return self.queue.clear(turn.turn_id if turn else 0)
+
+    def pause(self) -> None:
+        """Hold the agent's voice: silence from the next frame on, every segment keeps its position."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
     def next_frame(self) -> Int16Array:
-        """The next 20 ms of the agent's voice (silence when there is nothing to say)."""
-        pcm, had_audio = self.queue.next_frame()
+        """The next 20 ms of the agent's voice (silence when there is nothing to say or it is paused)."""
+        if self.paused:
+            pcm, had_audio = np.zeros(FRAME_SAMPLES, dtype=np.int16), False
+        else:
+            pcm, had_audio = self.queue.next_frame()
         rms, peak = level(pcm)
         self._publish(AudioLevel(conversation_id=self.conversation_id, source="agent", rms_dbfs=rms, peak=peak))
         speaking = had_audio or self.queue.busy

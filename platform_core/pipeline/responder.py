@@ -4,26 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from platform_core.audio import WEBRTC_RATE, Int16Array, MonoResampler
 from platform_core.config import PlatformConfig
-from platform_core.engines.base import ChatMessage
+from platform_core.engines.base import ChatMessage, EngineUnavailable
+from platform_core.engines.llm import LLMError
+from platform_core.engines.llm.queue import LLMBusy
 from platform_core.engines.runner import Engines
-from platform_core.events import AgentTextDelta, Event, TranscriptFinal
+from platform_core.events import AgentTextDelta, ErrorOccurred, Event, LLMQueued, TranscriptFinal
+from platform_core.pipeline.draft import DraftReply
 from platform_core.pipeline.playback import Playback
+from platform_core.pipeline.prompt_cache import warm_prompts
 from platform_core.pipeline.sentences import ClauseSplitter
-from platform_core.pipeline.tool_choice import choose_tool, tool_choice_messages, tool_choice_schema
+from platform_core.pipeline.tool_choice import choose_tool
 from platform_core.pipeline.tools import ToolOutcome, ToolRouter, ToolSpec
 from platform_core.pipeline.turn import MetricRecorder, Turn
 
 HISTORY_MESSAGES = 12  # the prompt keeps the last few exchanges: small models, short prompts
 FIRST_TOOLS_WAIT_S = 3.0  # an agent's dispatcher may still be starting when the first turn comes
 FILLER_TEXT = "One moment, please."
+# Said instead of an answer the language model could not give (the ErrorOccurred says why).
+APOLOGY_TEXT = "Sorry, something went wrong on my side and I lost my train of thought. Could you say that again?"
+BUSY_TEXT = "Sorry, I'm busy with other callers right now. Please try again in a moment."
+# Said when the turn's tool failed (the tool-call event says why): never an answer made up without its data.
+TOOL_FAILED_TEXT = {
+    "error": "Sorry, I couldn't get that information right now: something went wrong while looking it up.",
+    "timeout": "Sorry, I couldn't get that information right now: looking it up took too long.",
+}
+
+log = logging.getLogger(__name__)
+_CANNED: dict[str, tuple[weakref.ref[Any], Int16Array]] = {}  # text -> (the voice that spoke it, its audio)
 
 
 class Responder:
@@ -65,8 +82,74 @@ class Responder:
             turn.finish_synthesis()
             return
         self.history.append(ChatMessage("user", turn.user_text))
-        await self._use_tools(turn)
-        await self._stream_reply(turn)
+        tools = await self._tools()
+        draft = self._start_draft() if tools else None
+        try:
+            await self._use_tools(turn, tools)
+            failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
+            if failed is not None:
+                await self._admit_tool_failure(turn, failed)
+            else:
+                await self._stream_reply(turn, None if turn.tool_calls else draft)
+        except (LLMError, EngineUnavailable) as exc:
+            await self._answer_failure(turn, exc)
+        finally:
+            if draft is not None:
+                await draft.close()
+
+    def _start_draft(self) -> DraftReply | None:
+        """The reply, drafted beside the tool choice (pipeline/draft.py) when the LLM has a slot to spare."""
+        queue = self.engines.llm_queue
+        if not self.config.engines.llm_draft_reply or self.config.engines.llm != "embedded" or queue.waiting:
+            return None  # a remote server's requests may cost money; a busy LLM serves callers first
+        return DraftReply(self.engines.llm, queue, self._prompt(), self.config.voice.max_reply_tokens)
+
+    async def _admit_tool_failure(self, turn: Turn, outcome: ToolOutcome) -> None:
+        """A tool that failed gets a fixed honest answer, not a model's: a small model told that the tool
+        failed still invents the data now and then (measured: 1 in a few calls on the 0.5B default)."""
+        text = TOOL_FAILED_TEXT.get(outcome.status, TOOL_FAILED_TEXT["error"])
+        self.publish(AgentTextDelta(conversation_id=self.conversation_id, turn_id=turn.turn_id, text=text))
+        await self.speak_text(text, turn=turn)
+
+    async def _answer_failure(self, turn: Turn, exc: LLMError | EngineUnavailable) -> None:
+        """The language model could not answer: say so aloud and on the bus, with this turn's id."""
+        log.warning("turn %s not answered: %s", turn.turn_id, exc.message)
+        busy = isinstance(exc, LLMBusy)
+        self.publish(
+            ErrorOccurred(
+                where="llm",
+                message=f"turn {turn.turn_id} was not answered: {exc.message}",
+                hint=exc.hint or "The conversation goes on; try the turn again.",
+                conversation_id=self.conversation_id,
+                turn_id=turn.turn_id,
+            )
+        )
+        text = BUSY_TEXT if busy else APOLOGY_TEXT
+        self.publish(AgentTextDelta(conversation_id=self.conversation_id, turn_id=turn.turn_id, text=text))
+        await self._speak_canned(text, turn)
+
+    async def _speak_canned(self, text: str, turn: Turn) -> None:
+        """A fixed sentence, synthesized once per voice: under load it costs no TTS (which pauses the LLM)."""
+        tts = self.engines.tts
+        cached = _CANNED.get(text)
+        if cached is None or cached[0]() is not tts:
+            audio = _trim_leading_silence(await self._synthesized(text, turn=None, filler=False))
+            cached = _CANNED[text] = (weakref.ref(tts), audio)
+        self.playback.play(turn, text, cached[1])
+        turn.finish_synthesis()
+
+    def _note_if_queued(self, turn: Turn) -> None:
+        """Tell the caller's feed (and the app) when this turn's next LLM request has to wait."""
+        queue = self.engines.llm_queue
+        if queue.callers_would_wait:
+            self.publish(
+                LLMQueued(
+                    conversation_id=self.conversation_id,
+                    turn_id=turn.turn_id,
+                    ahead=queue.running + queue.waiting,
+                    max_wait_s=queue.max_wait_s,
+                )
+            )
 
     # --- tools ------------------------------------------------------------------------------------
 
@@ -77,15 +160,21 @@ class Responder:
             tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         return tools
 
-    async def _use_tools(self, turn: Turn) -> None:
-        tools = await self._tools()
+    async def _use_tools(self, turn: Turn, tools: list[ToolSpec]) -> None:
         if not tools:
             return
         called: set[str] = set()
         for _ in range(self.config.voice.max_tool_steps):
             started = time.monotonic()
+            self._note_if_queued(turn)
             # The same tools every step, so the prompt's cached prefix serves the whole chain.
-            choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
+            try:
+                choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
+            except LLMBusy:
+                raise  # the reply would wait in the same queue: the turn gets the busy answer
+            except LLMError as exc:  # e.g. a tool schema the server's grammar refused: answer without tools
+                log.warning("tool choice failed, answering without tools: %s", exc)
+                return
             spent = (turn.metrics.get("tool_choice") or 0.0) + time.monotonic() - started
             self.record_metric(turn, "tool_choice", spent)
             if choice is None:
@@ -96,37 +185,32 @@ class Responder:
             called.add(key)
             outcome = await self._call_with_filler(turn, choice.name, choice.arguments)
             turn.tool_calls.append(outcome)
-            self.history.append(ChatMessage("tool", _describe_outcome(outcome)))
+            self.history.append(ChatMessage("tool", describe_outcome(outcome)))
+            if outcome.status != "done":
+                return  # no chain goes on from a failure: the caller is told
 
     async def warm_up(self, tools: list[ToolSpec], *, reply: bool = True) -> None:
         """Process the fixed prompt prefixes now (the tool-choice one for `tools`, the reply's one with
         `reply`), so the first turn finds them in the KV cache."""
-        if self.config.engines.llm != "embedded":
-            return  # a remote server's cache is not ours to fill (and may cost money)
-        probe = [ChatMessage("user", "Hello.")]
-        requests: list[tuple[list[ChatMessage], dict[str, Any] | None]] = []
-        if tools:
-            requests.append((tool_choice_messages(probe, tools), tool_choice_schema(tools)))
-        if reply:
-            profile = self.config.profile_for(self.agent_id)
-            requests.append(([ChatMessage("system", profile.system_prompt), *probe], None))
-        for messages, schema in requests:
-            async for _ in self.engines.llm.stream_chat(messages, json_schema=schema, max_tokens=1):
-                pass
+        system_prompt = self.config.profile_for(self.agent_id).system_prompt if reply else ""
+        await warm_prompts(self.engines, self.config, tools, system_prompt)
 
     async def _call_with_filler(self, turn: Turn, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
         call = asyncio.ensure_future(
             self.router.call_tool(self.conversation_id, name, dict(arguments), turn_id=turn.turn_id)
         )
-        done, _ = await asyncio.wait({call}, timeout=self.config.voice.tool_filler_after_s)
-        if not done:
-            self.publish(
-                AgentTextDelta(
-                    conversation_id=self.conversation_id, turn_id=turn.turn_id, text=FILLER_TEXT, filler=True
+        try:
+            done, _ = await asyncio.wait({call}, timeout=self.config.voice.tool_filler_after_s)
+            if not done:
+                self.publish(
+                    AgentTextDelta(
+                        conversation_id=self.conversation_id, turn_id=turn.turn_id, text=FILLER_TEXT, filler=True
+                    )
                 )
-            )
-            await self.speak_text(FILLER_TEXT, turn=turn, finish=False, filler=True)
-        return await call
+                await self.speak_text(FILLER_TEXT, turn=turn, finish=False, filler=True)
+            return await call
+        finally:
+            call.cancel()  # a cancelled turn (barge-in, hang-up) takes its call along, even one not yet sent
 
     # --- the spoken answer ------------------------------------------------------------------------
 
@@ -137,16 +221,22 @@ class Responder:
         profile = self.config.profile_for(self.agent_id)
         return [ChatMessage("system", profile.system_prompt), *self._recent_history()]
 
-    async def _stream_reply(self, turn: Turn) -> None:
+    async def _stream_reply(self, turn: Turn, draft: DraftReply | None = None) -> None:
+        """Stream the answer to TTS clause by clause: the draft's when it can be adopted, else a new one.
+        Adopted, the LLM's times count from now (the end of tool choice): the stages still add up."""
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.ensure_future(self._speak_clauses(turn, clauses))
         splitter = ClauseSplitter()
         started = time.monotonic()
         first_token = True
+        stream: AsyncIterator[str]
+        if draft is not None and await draft.adopt():
+            stream = draft.deltas()
+        else:
+            self._note_if_queued(turn)
+            stream = self.engines.llm.stream_chat(self._prompt(), max_tokens=self.config.voice.max_reply_tokens)
         try:
-            async for delta in self.engines.llm.stream_chat(
-                self._prompt(), max_tokens=self.config.voice.max_reply_tokens
-            ):
+            async for delta in stream:
                 if first_token and delta:
                     first_token = False
                     self.record_metric(turn, "llm_ttft", time.monotonic() - started)
@@ -158,6 +248,8 @@ class Responder:
             await speaker
         finally:
             speaker.cancel()
+            if isinstance(stream, AsyncGenerator):
+                await stream.aclose()  # frees the LLM's slot now, not when the generator is collected
 
     def _hand_to_tts(self, turn: Turn, clause: str, clauses: asyncio.Queue[str | None], started: float) -> None:
         if "llm_ttfs" not in turn.metrics:
@@ -172,6 +264,13 @@ class Responder:
 
     async def speak_text(self, text: str, *, turn: Turn | None, finish: bool = True, filler: bool = False) -> None:
         """Synthesize `text` and queue it for playback as one segment (a `filler` is not the answer)."""
+        pcm = await self._synthesized(text, turn=turn, filler=filler)
+        self.playback.play(turn, text, pcm, filler=filler)
+        if turn is not None and finish:
+            turn.finish_synthesis()
+
+    async def _synthesized(self, text: str, *, turn: Turn | None, filler: bool) -> Int16Array:
+        """`text`'s audio at the WebRTC rate (a turn's first audio starts at its first audible sample)."""
         resampler = MonoResampler(WEBRTC_RATE)
         rate = self.engines.tts.sample_rate
         parts: list[Int16Array] = []
@@ -184,9 +283,7 @@ class Responder:
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         if turn is not None and turn.first_audio_at is None and turn.pending_segments == 0:
             pcm = _trim_leading_silence(pcm)
-        self.playback.play(turn, text, pcm, filler=filler)
-        if turn is not None and finish:
-            turn.finish_synthesis()
+        return pcm
 
 
 def _trim_leading_silence(pcm: Int16Array, threshold: int = 300, keep_s: float = 0.01) -> Int16Array:
@@ -198,7 +295,16 @@ def _trim_leading_silence(pcm: Int16Array, threshold: int = 300, keep_s: float =
     return pcm[start:]
 
 
-def _describe_outcome(outcome: ToolOutcome) -> str:
+_FAILURE_WORDS = {"error": "failed", "timeout": "did not answer in time", "cancelled": "was cancelled"}
+
+
+def describe_outcome(outcome: ToolOutcome) -> str:
+    """The tool's result for the prompt; a failure in plain words, so the model says it and invents nothing."""
     if outcome.status == "done":
         return json.dumps({"tool": outcome.name, "result": outcome.result}, default=str)
-    return json.dumps({"tool": outcome.name, "error": outcome.error or outcome.status})
+    why = f" ({outcome.error})" if outcome.error else ""
+    return (
+        f"The tool {outcome.name} {_FAILURE_WORDS.get(outcome.status, 'failed')}{why}. No data came back. "
+        "You do not know the answer. Tell the caller you could not get that information right now. "
+        "Do not guess and do not make up any details."
+    )

@@ -13,14 +13,15 @@ in the conversation's history (pipeline/responder.py), so the reply path is the 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from platform_core.engines.base import ChatMessage, LanguageModel
+from platform_core.pipeline.grounding import ungrounded_arguments
 from platform_core.pipeline.tools import ToolSpec, argument_problems
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ _SPEAKER = {"user": "User", "assistant": "Assistant", "tool": "Tool result", "sy
 
 
 def tool_choice_messages(history: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> list[ChatMessage]:
-    system = _INSTRUCTIONS + "\n".join(f"- {_signature(s)}" for s in tools)
+    # Today's date lets the model turn "tomorrow" into a date argument; the prefix changes once a day.
+    today = datetime.date.today().strftime("%A, %Y-%m-%d")
+    system = _INSTRUCTIONS + "\n".join(f"- {_signature(s)}" for s in tools) + f"\nToday is {today}."
     messages = [ChatMessage("system", system)]
     for user, answer in _EXAMPLES:
         messages += [ChatMessage("user", user), ChatMessage("assistant", answer)]
@@ -105,38 +108,6 @@ def tool_choice_messages(history: Sequence[ChatMessage], tools: Sequence[ToolSpe
 def _transcript(history: Sequence[ChatMessage]) -> str:
     recent = [m for m in history if m.role != "system"][-HISTORY_MESSAGES:]
     return "\n".join(f"{_SPEAKER[m.role]}: {m.content}" for m in recent)
-
-
-_WORD = re.compile(r"[a-z]+|[0-9]+")
-
-
-def _words(text: str) -> set[str]:
-    # Numbers compare by value, so "2025-03-05" is grounded by "March 5th".
-    return {w.lstrip("0") or "0" if w.isdigit() else w for w in _WORD.findall(text.lower())}
-
-
-def _grounded(value: str, said: set[str]) -> bool:
-    """A value is grounded when one of its words was said, or nearly: the model may normalise a name
-    ("Lisbon" -> "Lisboa"), so words of 4+ letters that share their first 4 also count."""
-    words = _words(value)
-    if said & words:
-        return True
-    stems = {w[:4] for w in said if len(w) >= 4 and w.isalpha()}
-    return any(len(w) >= 4 and w.isalpha() and w[:4] in stems for w in words)
-
-
-def ungrounded_arguments(spec: ToolSpec, args: Mapping[str, Any], context: str) -> list[str]:
-    """Required string arguments sharing no word or number with `context` (the conversation).
-
-    A small model that wrongly picks a tool fills its arguments with inventions ("capital of
-    France?" -> lookup_customer(id="1")); values taken from what was said always share a word.
-    """
-    said = _words(context)
-    return [
-        name
-        for name in (spec.parameters or {}).get("required", [])
-        if isinstance(args.get(name), str) and not _grounded(args[name], said)
-    ]
 
 
 def parse_tool_choice(text: str, tools: Sequence[ToolSpec], context: str | None = None) -> ToolChoice | None:

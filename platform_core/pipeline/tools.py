@@ -119,6 +119,12 @@ class ToolRouter(Protocol):
         hangs past the tool's timeout. Publishes ToolCallUpdated events (started, then the outcome)."""
         ...
 
+    def cancel_tool_calls(self, conversation_id: str, *, turn_id: int | None = None, reason: str = "") -> None:
+        """Cancel the conversation's pending calls (only `turn_id`'s if given) at once: each is published
+        as cancelled, its awaiting `call_tool` returns a cancelled outcome, its agent is told, and a late
+        answer is dropped."""
+        ...
+
 
 class NoTools:
     """A router with no agents: the plain voice assistant."""
@@ -142,3 +148,6 @@ class NoTools:
         self, conversation_id: str, name: str, arguments: dict[str, Any], *, turn_id: int | None = None
     ) -> ToolOutcome:
         return ToolOutcome("", name, arguments, "error", error=f"no agent provides the tool {name!r}")
+
+    def cancel_tool_calls(self, conversation_id: str, *, turn_id: int | None = None, reason: str = "") -> None:
+        return None

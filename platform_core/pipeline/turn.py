@@ -54,13 +54,18 @@ class Turn:
 
     def played_text(self, cut: list[PlayedSegment] | None = None) -> str:
         """The words the caller actually heard: whole played segments plus the heard part of cut ones."""
-        parts = list(self.played_texts)
-        for seg in cut or []:
-            words = seg.text.split()
-            heard = round(seg.fraction * len(words))
-            if heard:
-                parts.append(" ".join(words[:heard]))
-        return " ".join(p.strip() for p in parts if p.strip())
+        return heard_text(self.played_texts, cut)
+
+
+def heard_text(played: list[str], cut: list[PlayedSegment] | None) -> str:
+    """Whole played clauses plus the heard part (the played fraction of the words) of cut ones."""
+    parts = list(played)
+    for seg in cut or []:
+        words = seg.text.split()
+        heard = round(seg.fraction * len(words))
+        if heard:
+            parts.append(" ".join(words[:heard]))
+    return " ".join(p.strip() for p in parts if p.strip())
 
 
 MetricRecorder = Callable[[Turn, MetricName, float], None]

@@ -2,7 +2,8 @@
 
 Each call to `feed` covers one VAD frame (32 ms at 16 kHz). Speech must last `min_speech_s` to
 count (clicks and breaths are ignored); a turn ends after `endpoint_silence_s` of silence. The
-caller is "speaking" early enough for barge-in after `barge_in_speech_s` of speech. A `pause` signal
+caller is "speaking" early enough for barge-in (the agent pauses) after `barge_in_speech_s` of speech,
+and long enough to interrupt it after `interrupt_speech_s` (`interrupt`). A `pause` signal
 comes `pause_s` into the silence, so the voice loop can start transcribing before the turn is sure
 to be over (if the caller goes on, that work is thrown away).
 """
@@ -15,11 +16,12 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class TurnSignal:
-    kind: Literal["speech_started", "barge_in", "pause", "turn_ended", "speech_discarded"]
+    kind: Literal["speech_started", "barge_in", "interrupt", "pause", "turn_ended", "speech_discarded"]
     t: float
     # For turn_ended: when the caller actually stopped speaking (end of the last speech frame).
     speech_ended_at: float = 0.0
     speech_started_at: float = 0.0
+    speech_s: float = 0.0  # speech so far in the utterance (for interrupt, turn_ended, speech_discarded)
 
 
 class TurnDetector:
@@ -29,6 +31,7 @@ class TurnDetector:
         threshold: float = 0.5,
         min_speech_s: float = 0.15,
         barge_in_speech_s: float = 0.1,
+        interrupt_speech_s: float = 0.6,
         endpoint_silence_s: float = 0.35,
         max_turn_s: float = 30.0,
         pause_s: float = 0.15,
@@ -38,6 +41,7 @@ class TurnDetector:
         self.release_threshold = max(0.05, threshold - 0.15)
         self.min_speech_s = min_speech_s
         self.barge_in_speech_s = barge_in_speech_s
+        self.interrupt_speech_s = interrupt_speech_s
         self.endpoint_silence_s = endpoint_silence_s
         self.max_turn_s = max_turn_s
         self.pause_s = min(pause_s, endpoint_silence_s)
@@ -47,6 +51,7 @@ class TurnDetector:
         self.in_speech = False  # inside an utterance (possibly in a short pause)
         self.confirmed = False  # the utterance is long enough to be a turn
         self.barge_in_sent = False
+        self.interrupt_sent = False
         self.speech_start = 0.0
         self.speech_s = 0.0
         self.last_speech_end = 0.0
@@ -67,6 +72,11 @@ class TurnDetector:
             if not self.barge_in_sent and self.speech_s >= self.barge_in_speech_s:
                 self.barge_in_sent = True
                 signals.append(TurnSignal("barge_in", t_end, speech_started_at=self.speech_start))
+            if not self.interrupt_sent and self.speech_s >= self.interrupt_speech_s - 1e-9:
+                self.interrupt_sent = True
+                signals.append(
+                    TurnSignal("interrupt", t_end, speech_started_at=self.speech_start, speech_s=self.speech_s)
+                )
             if not self.confirmed and self.speech_s >= self.min_speech_s:
                 self.confirmed = True
                 signals.append(TurnSignal("speech_started", t_end, speech_started_at=self.speech_start))
@@ -87,6 +97,8 @@ class TurnDetector:
 
     def _end(self, t: float) -> TurnSignal:
         kind: Literal["turn_ended", "speech_discarded"] = "turn_ended" if self.confirmed else "speech_discarded"
-        signal = TurnSignal(kind, t, speech_ended_at=self.last_speech_end, speech_started_at=self.speech_start)
+        signal = TurnSignal(
+            kind, t, speech_ended_at=self.last_speech_end, speech_started_at=self.speech_start, speech_s=self.speech_s
+        )
         self.reset()
         return signal

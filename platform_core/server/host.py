@@ -4,17 +4,23 @@ depends on this module and not on `platform_core.platform` (which imports the se
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from platform_core.config import ServerConfig
 from platform_core.errors import StudioError
 from platform_core.events import Event
+from platform_core.server.access import AccessGuard
 
 
 class CallRefused(StudioError):
     """A call the host will not open; the caller is sent `message` and `hint`."""
+
+
+class Unauthorized(CallRefused):
+    """A call refused for its key or token: counted by the throttle on failed authentications."""
 
 
 class AgentEndpoint(Protocol):
@@ -69,8 +75,22 @@ class ServerHost(Protocol):
     @property
     def bus(self) -> EventSource: ...
 
+    @property
+    def access(self) -> AccessGuard:
+        """Host and Origin checks, page tokens and the failed-authentication throttle."""
+        ...
+
+    @property
+    def server_config(self) -> ServerConfig:
+        """The server settings; signalling enforces their limits (message size, depth, text rate, feed)."""
+        ...
+
     def health(self) -> str:
-        """The body of GET /healthz."""
+        """The body of GET /healthz: "ok", "loading", "degraded: <reason>" or "failed: <reason>"."""
+        ...
+
+    def health_report(self) -> dict[str, Any]:
+        """The same as JSON (GET /healthz?format=json): "status", "reason" and each engine's state."""
         ...
 
     async def open_call(self, offer_sdp: str, *, agent_id: str | None, api_key: str | None) -> CallHandle:

@@ -1,14 +1,19 @@
 """WebSocket /call: WebRTC signalling for one caller, then that conversation's live event feed.
 
-client -> server: {"type": "offer", "sdp", "agent_id"?, "api_key"?, "feed": "all" | "no-levels"},
+client -> server: {"type": "offer", "sdp", "agent_id"?, "api_key", "feed": "all" | "no-levels"},
                   later {"type": "text", "text"} and {"type": "hangup"}
+                  (api_key: an API key, or the token in the platform's page; required)
 server -> client: {"type": "answer", "sdp", "conversation_id"}, {"type": "event", "event": {...}},
-                  {"type": "error", "message", "hint"}, {"type": "ended", "reason"}
+                  {"type": "error", "message", "hint"}, {"type": "ended", "reason", "dropped_events"}
+
+Every message is checked at the edge (server/messages.py): a bad offer is answered with one error and
+nothing is left behind; a bad command gets an error and the call goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -16,19 +21,48 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from platform_core.config import ServerConfig
 from platform_core.events import AudioLevel, ConversationStateChanged, Event
-from platform_core.server.host import CallHandle, CallRefused, ServerHost
+from platform_core.protocol import CALL_PATH
+from platform_core.server.access import remote_ip
+from platform_core.server.host import CallHandle, CallRefused, ServerHost, Unauthorized
+from platform_core.server.messages import BadMessage, MessageLimits, Offer, TurnRate, parse_command, parse_offer
 
 log = logging.getLogger(__name__)
 
 OFFER_TIMEOUT_S = 15.0
+_END = ConversationStateChanged(conversation_id="", agent_id=None, state="ended")  # the feed's last item
 
 
 async def _send(connection: ServerConnection, message: dict[str, Any]) -> None:
     await connection.send(json.dumps(message, default=str))
 
 
-async def _read_offer(connection: ServerConnection) -> dict[str, Any]:
+async def _send_error(connection: ServerConnection, message: str, hint: str) -> None:
+    await _send(connection, {"type": "error", "message": message, "hint": hint})
+
+
+class CallFeed:
+    """One caller's queue of events, bounded like the bus's streams: when the caller reads too slowly
+    the oldest events are dropped and counted (the count is sent with `ended`)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(max(1, maxsize))
+        self.dropped = 0
+
+    def put(self, event: Event) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning("a /call feed is full: the caller reads too slowly, dropping the oldest events")
+        self._queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+
+async def _read_offer(connection: ServerConnection, limits: MessageLimits) -> Offer:
     try:
         raw = await asyncio.wait_for(connection.recv(), OFFER_TIMEOUT_S)
     except TimeoutError as exc:
@@ -36,38 +70,49 @@ async def _read_offer(connection: ServerConnection) -> dict[str, Any]:
             f"no offer within {OFFER_TIMEOUT_S:.0f} s", 'send {"type": "offer", "sdp": ...} first'
         ) from exc
     try:
-        message = json.loads(raw)
-    except ValueError as exc:
-        raise CallRefused("the first message is not JSON", "send a JSON offer message") from exc
-    if not isinstance(message, dict) or message.get("type") != "offer" or not isinstance(message.get("sdp"), str):
-        raise CallRefused(
-            "the first message must be an offer with an SDP",
-            'send {"type": "offer", "sdp": "<SDP>", "agent_id": "<id>"}',
-        )
-    return message
+        return parse_offer(raw, limits)
+    except BadMessage as exc:
+        raise CallRefused(exc.message, exc.hint) from exc
+
+
+def _limits(config: ServerConfig) -> MessageLimits:
+    return MessageLimits(max_bytes=config.max_message_bytes, max_depth=config.max_json_depth)
 
 
 async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
+    config = host.server_config
     try:
-        offer = await _read_offer(connection)
-        peer = await host.open_call(
-            offer["sdp"], agent_id=offer.get("agent_id") or None, api_key=offer.get("api_key") or None
-        )
+        offer = await _read_offer(connection, _limits(config))
+        peer = await host.open_call(offer.sdp, agent_id=offer.agent_id, api_key=offer.api_key)
     except CallRefused as refusal:
-        await _send(connection, {"type": "error", "message": refusal.message, "hint": refusal.hint})
+        if isinstance(refusal, Unauthorized):
+            host.access.failed(remote_ip(connection.remote_address), CALL_PATH, refusal.message)
+        with contextlib.suppress(ConnectionClosed):
+            await _send_error(connection, refusal.message, refusal.hint)
         return
     except ConnectionClosed:
         return
+    except Exception:  # a bug, not bad input: the caller still gets an answer, the log the traceback
+        log.exception("opening a call failed")
+        with contextlib.suppress(ConnectionClosed):
+            await _send_error(connection, "the platform failed to open the call", "see the platform's log")
+        return
+    await _serve_call(connection, host, peer, offer, config)
+
+
+async def _serve_call(
+    connection: ServerConnection, host: ServerHost, peer: CallHandle, offer: Offer, config: ServerConfig
+) -> None:
     conversation = peer.conversation
-    levels = offer.get("feed", "all") != "no-levels"
-    feed: asyncio.Queue[Event] = asyncio.Queue()
+    levels = offer.feed != "no-levels"
+    feed = CallFeed(config.call_feed_events)
 
     def forward(event: Event) -> None:
         if getattr(event, "conversation_id", None) != conversation.conversation_id:
             return
         if isinstance(event, AudioLevel) and not levels:
             return
-        feed.put_nowait(event)
+        feed.put(event)
 
     unsubscribe = host.bus.subscribe(forward)
     sender = asyncio.ensure_future(_pump_events(connection, feed))
@@ -75,22 +120,24 @@ async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
         await _send(
             connection, {"type": "answer", "sdp": peer.answer_sdp, "conversation_id": conversation.conversation_id}
         )
-        await _receive_commands(connection, peer)
+        await _receive_commands(connection, peer, config)
     except ConnectionClosed:
         pass
     finally:
         await peer.close("caller hung up")
         await asyncio.sleep(0)  # let the final events reach the feed
         unsubscribe()
-        feed.put_nowait(ConversationStateChanged(conversation_id="", agent_id=None, state="ended"))
+        feed.put(_END)
         try:
             await asyncio.wait_for(sender, 5)
         except (TimeoutError, ConnectionClosed):
             sender.cancel()
 
 
-async def _receive_commands(connection: ServerConnection, peer: CallHandle) -> None:
+async def _receive_commands(connection: ServerConnection, peer: CallHandle, config: ServerConfig) -> None:
     conversation = peer.conversation
+    limits = _limits(config)
+    rate = TurnRate(config.max_text_turns_per_s)
     ended = asyncio.ensure_future(conversation.wait_ended())
     try:
         while True:
@@ -100,43 +147,32 @@ async def _receive_commands(connection: ServerConnection, peer: CallHandle) -> N
                 receive.cancel()
                 return
             try:
-                message = json.loads(receive.result())
-            except ValueError:
-                await _send(
-                    connection,
-                    {
-                        "type": "error",
-                        "message": "message is not JSON",
-                        "hint": 'send {"type": "text", "text": ...} or {"type": "hangup"}',
-                    },
-                )
+                command = parse_command(receive.result(), limits)
+            except BadMessage as exc:
+                await _send_error(connection, exc.message, exc.hint)
                 continue
-            kind = message.get("type") if isinstance(message, dict) else None
-            if kind == "hangup":
+            if command.kind == "hangup":
                 return
-            if kind == "text" and isinstance(message.get("text"), str) and message["text"].strip():
-                conversation.submit_text(message["text"])
+            if rate.allow():
+                conversation.submit_text(command.text)
             else:
-                await _send(
+                await _send_error(
                     connection,
-                    {
-                        "type": "error",
-                        "message": f"unknown command {kind!r}",
-                        "hint": 'commands: {"type": "text", "text": ...}, {"type": "hangup"}',
-                    },
+                    f"too many text turns: at most {rate.per_second} a second; this one was not sent",
+                    "wait for the agent's answer before typing the next turn",
                 )
     finally:
         ended.cancel()
 
 
-async def _pump_events(connection: ServerConnection, feed: asyncio.Queue[Event]) -> None:
+async def _pump_events(connection: ServerConnection, feed: CallFeed) -> None:
     """Forward the conversation's events until the sentinel (an 'ended' state with no conversation id)."""
     reason = "hung up"
     while True:
         event = await feed.get()
-        if isinstance(event, ConversationStateChanged) and not event.conversation_id:
+        if event is _END:
             break
         if isinstance(event, ConversationStateChanged) and event.state == "ended":
             reason = event.reason or reason
         await _send(connection, {"type": "event", "event": event.to_json()})
-    await _send(connection, {"type": "ended", "reason": reason})
+    await _send(connection, {"type": "ended", "reason": reason, "dropped_events": feed.dropped})

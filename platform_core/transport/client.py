@@ -177,9 +177,10 @@ class CallClient:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status in (401, 403):
+            if status in (401, 403, 429):  # the body says why (server/access.py)
+                why = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
                 raise CallError(
-                    f"the platform at {self.url} refused the call (HTTP {status})",
+                    f"the platform at {self.url} refused the call (HTTP {status}{': ' + why if why else ''})",
                     "check the API key (--api-key) matches the one the platform was started with",
                 ) from exc
             raise CallError(

@@ -2,7 +2,7 @@
 
 Run it against a platform:
     conversimple-agent run resources/agents/seed_agent.py --url ws://127.0.0.1:8765/customer_sdk/websocket \
-        --api-key dev-key
+        --api-key KEY   (the key `conversimple-platform serve` prints, or the desktop app shows)
 """
 
 from __future__ import annotations

@@ -20,7 +20,13 @@ def create_llm(config: EngineConfig) -> LanguageModel:
 
             path = ensure_model(config.llm_model)
         threads = engine_threads(config.llm_threads, take_turns=config.take_turns)
-        return EmbeddedLlamaLLM(path, threads=threads, context=config.llm_context, nice=config.engine_nice)
+        return EmbeddedLlamaLLM(
+            path,
+            threads=threads,
+            context=config.llm_context,
+            nice=config.engine_nice,
+            parallel=config.llm_parallel + config.spare_llm_slots(),
+        )
     if config.llm == "ollama":
         from platform_core.engines.llm.ollama import DEFAULT_HOST, OllamaLLM
 

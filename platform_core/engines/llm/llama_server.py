@@ -8,7 +8,8 @@ app down with it.
 Protocol with the parent: the child prints `listening <address>` (or `error <message>`) on stdout,
 then serves until its stdin closes, so it never outlives the platform.
 
-    python -m platform_core.engines.llm.llama_server MODEL.gguf --threads 1 --context 2048 [--api-key K] [--nice N]
+    python -m platform_core.engines.llm.llama_server MODEL.gguf --threads 1 --context 2048 [--parallel N]
+        [--api-key K] [--nice N [--nice-after-load]]
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from typing import Any
 from platform_core.engines.priority import lower_process_priority
 
 
-def create_server(model_path: Path, threads: int, context: int, api_key: str = "") -> Any:
+def create_server(model_path: Path, threads: int, context: int, api_key: str = "", parallel: int = 1) -> Any:
+    """The server; `context` tokens per slot, `parallel` slots (requests decoded together, in one batch)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = str(model_path)
     params.model_alias = {model_path.stem}
-    params.n_ctx = context
-    params.n_parallel = 1  # one conversation at a time; the whole context goes to one slot
+    params.n_parallel = max(1, parallel)
+    params.n_ctx = context * params.n_parallel  # llama.cpp splits n_ctx between the slots
     params.cpuparams.n_threads = threads
     # Prompt processing is short compute-bound bursts: it takes every core.
     params.cpuparams_batch.n_threads = max(threads, os.cpu_count() or 1)
@@ -64,15 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--context", type=int, default=2048)
+    parser.add_argument("--parallel", type=int, default=1, help="slots: requests served at once")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--nice", type=int, default=0, help="lower the CPU priority (before any thread starts)")
+    parser.add_argument("--nice-after-load", action="store_true", help="with --nice: load the model first")
     args = parser.parse_args(argv)
-    lower_process_priority(args.nice)
+    if not args.nice_after_load:
+        lower_process_priority(args.nice)
     try:
-        server = create_server(args.model, args.threads, args.context, args.api_key)
+        server = create_server(args.model, args.threads, args.context, args.api_key, args.parallel)
     except Exception as exc:  # reported to the parent, which explains it to the user
         print(f"error {type(exc).__name__}: {exc}", flush=True)
         return 1
+    if args.nice_after_load:
+        lower_process_priority(args.nice)  # every thread the server started, and those they start later
     print(f"listening {server.listening_address}", flush=True)
     sys.stdin.read()  # returns at EOF: the platform closed the pipe or died
     os._exit(0)  # the server's threads never join on their own

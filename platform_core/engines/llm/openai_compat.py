@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -49,6 +49,7 @@ class OpenAICompatibleLLM:
         # read = the longest silence allowed between two streamed chunks (covers prompt processing).
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self._client: httpx.AsyncClient | None = None
+        self._closing: set[asyncio.Future[None]] = set()  # orphaned connections being closed
         self._llama_cpp = False  # set by start(): llama.cpp accepts extra fields such as cache_prompt
 
     async def start(self) -> None:
@@ -130,6 +131,16 @@ class OpenAICompatibleLLM:
         if self._client is None:
             raise LLMError(f"{self.name}: start() was not called")
         payload = self._payload(messages, json_schema, max_tokens, temperature)
+        stream = self._stream(payload)
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            await stream.aclose()  # now, not when collected: closing the connection stops llama.cpp's generation
+            self._close_orphaned_connections()
+
+    async def _stream(self, payload: dict[str, Any]) -> AsyncGenerator[str, None]:
+        assert self._client is not None
         for attempt in (1, 2):
             started = False
             try:
@@ -153,6 +164,25 @@ class OpenAICompatibleLLM:
                 raise LLMError(f"The LLM server at {self.base_url} timed out ({type(exc).__name__})") from exc
             except httpx.HTTPError as exc:
                 raise LLMError(f"Lost the LLM server at {self.base_url}: {type(exc).__name__}: {exc}") from exc
+
+    def _close_orphaned_connections(self) -> None:
+        """httpcore 1.0.9 (encode/httpcore#1093, unfixed upstream): a request cancelled after its connection
+        was made but before it was sent leaves that connection in the pool, owned by no request, never idle,
+        never reused or reaped. Every barge-in or hang-up that lands there held one socket more (55 over
+        1,010 calls in the signalling fuzz) and, at `max_connections`, every later request would wait for
+        the pool. Such connections are closed here, after each request; the pool's own are left alone."""
+        pool = getattr(getattr(self._client, "_transport", None), "_pool", None)
+        connections, requests = getattr(pool, "_connections", None), getattr(pool, "_requests", None)
+        if not isinstance(connections, list) or not isinstance(requests, list):
+            return  # another httpcore: nothing known to reap
+        owned = {id(request.connection) for request in requests}
+        for connection in list(connections):
+            if id(connection) in owned or connection.is_idle() or connection.is_closed():
+                continue
+            connections.remove(connection)
+            task = asyncio.ensure_future(connection.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

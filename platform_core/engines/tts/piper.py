@@ -50,14 +50,19 @@ class PiperTTS:
         # PiperVoice.load() offers no thread setting, so the session is built here.
         self._voice = PiperVoice(config=config, session=session)
         self._syn_config = SynthesisConfig(length_scale=length_scale)
+        # Piper's model draws random noise for each synthesis (prosody and timing vary); without it the
+        # voice is the model's mean rendition, the same samples every time.
+        self._steady_config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
         self.sample_rate: int = config.sample_rate
         self._lock = threading.Lock()
 
-    def synthesize(self, text: str) -> Iterator[Int16Audio]:
-        """int16 mono chunks for `text`, one per sentence; nothing for blank text. Blocking."""
+    def synthesize(self, text: str, *, steady: bool = False) -> Iterator[Int16Audio]:
+        """int16 mono chunks for `text`, one per sentence; nothing for blank text. Blocking.
+        `steady`: the same samples for the same text every time."""
         if not text.strip():
             return
-        chunks = iter(self._voice.synthesize(text, syn_config=self._syn_config))
+        config = self._steady_config if steady else self._syn_config
+        chunks = iter(self._voice.synthesize(text, syn_config=config))
         while True:
             # Lock each step, not the whole generator: an abandoned generator (barge-in) must not
             # keep the voice locked. espeak-ng (phonemes) is not thread-safe.

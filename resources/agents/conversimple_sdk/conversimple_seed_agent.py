@@ -1,6 +1,6 @@
 """The seed agent written for the public conversimple-sdk (0.2.4). Moving it to agent_sdk: change the import.
 
-    conversimple-dispatcher --api-key dev-key \
+    conversimple-dispatcher --api-key KEY \
         --platform-url ws://127.0.0.1:8765/customer_sdk/websocket --search-path resources/agents/conversimple_sdk
 """
 
