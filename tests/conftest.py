@@ -9,6 +9,10 @@ import pytest
 
 from bench.harness import RunningPlatform, start_platform, stop_platform
 
+# The desktop tests' private PulseAudio and Xvfb, defined once here: a module that bound them to names of
+# its own made a session fixture of its own, and every such daemon stayed alive to the end of the run.
+from tests.desktop_env import pulse_env, xvfb_display  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:

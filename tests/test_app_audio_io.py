@@ -13,10 +13,7 @@ from app.audio_io import AudioDeviceError, GatedSource, MicrophoneTrack, Speaker
 from app.mouth_to_ear import MouthToEarMeter
 from platform_core.audio import FRAME_SAMPLES, WEBRTC_RATE
 from platform_core.audio_files import read_audio, write_wav
-from tests import desktop_env
 from tests.desktop_env import PulseEnv
-
-pulse_env = desktop_env.pulse_env  # the fixture, shared by name
 
 
 def signal(seconds: float = 1.5, seed: int = 1) -> np.ndarray:

@@ -25,8 +25,6 @@ from tests.desktop_env import PulseEnv
 
 until = desktop_env.until
 
-pulse_env = desktop_env.pulse_env
-xvfb_display = desktop_env.xvfb_display
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"

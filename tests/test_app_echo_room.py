@@ -32,7 +32,6 @@ from tests.desktop_env import PulseEnv
 from tests.wer import SAME_UTTERANCE, word_error_rate
 
 until = desktop_env.until
-xvfb_display = desktop_env.xvfb_display
 
 # Not in `make test` yet: on the integrated head they passed in one full run and failed in the next
 # (the first caller turn through the converging canceller heard "Lisbon" as "endless been"). Run them

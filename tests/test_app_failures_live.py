@@ -30,8 +30,6 @@ from tests.test_app_e2e import _free_port
 
 until = desktop_env.until
 
-pulse_env = desktop_env.pulse_env
-xvfb_display = desktop_env.xvfb_display
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"

@@ -37,11 +37,8 @@ from platform_core.events import (
     TurnStarted,
     VadStateChanged,
 )
-from tests import desktop_env
 from tests.desktop_env import PulseEnv
 from tests.test_app_audio_io import best_match, signal
-
-pulse_env = desktop_env.pulse_env  # the fixture, shared by name
 
 CID = "conv-session"
 

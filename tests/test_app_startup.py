@@ -26,7 +26,6 @@ from tests.desktop_env import PulseEnv
 
 until = desktop_env.until
 
-pulse_env = desktop_env.pulse_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPED = "Please say hello in five words."
