@@ -218,7 +218,6 @@ class Platform:
             reason = exc.message if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
             return {"status": "failed", "reason": f"the engines failed to load: {reason}", "engines": {}}
         problems = self.engines.health.problems()
-        queue = self.engines.llm_queue
         return {
             "status": "degraded" if problems else "ok",
             "reason": "; ".join(problems),
@@ -231,15 +230,9 @@ class Platform:
                 }
                 for name, s in self.engines.health.snapshot().items()
             },
-            "llm_queue": {
-                "slots": queue.slots,
-                "running": queue.running,
-                "waiting": queue.waiting,
-                "spare_slots": queue.spare,
-                "preempted": queue.preempted,
-            },
+            "llm_queue": self.engines.llm_queue.snapshot(),
             "turn_detection": self._turn_detection(),
-            "calls": {"in_progress": len(self.calls) + self._opening, "max_calls": self.config.server.max_calls},
+            "calls": {"in_progress": self.calls_in_progress, "max_calls": self.config.server.max_calls},
         }
 
     def _turn_detection(self) -> dict[str, str]:
@@ -330,9 +323,14 @@ class Platform:
             raise CallRefused(f"the engines failed to load: {exc}", "see the platform's log")
         raise CallRefused("the engines are still loading", "wait until the platform reports ready")
 
+    @property
+    def calls_in_progress(self) -> int:
+        """The calls admitted: those in `calls` and those still being answered."""
+        return len(self.calls) + self._opening
+
     def _admit(self) -> None:
         """Admission control: a clear "busy" before any engine work, not a slow failure later."""
-        in_progress, limit = len(self.calls) + self._opening, self.config.server.max_calls
+        in_progress, limit = self.calls_in_progress, self.config.server.max_calls
         if in_progress >= limit:
             raise CallRefused(
                 f"busy: {in_progress} calls in progress, the limit is {limit}",

@@ -65,6 +65,16 @@ class LLMQueue:
         self._giving_way: dict[asyncio.Task[Any], _GivingWay] = {}
         self._kept: set[asyncio.Task[Any]] = set()  # tasks whose requests stopped giving way
 
+    def snapshot(self) -> dict[str, int]:
+        """The queue's state for the health report."""
+        return {
+            "slots": self.slots,
+            "running": self.running,
+            "waiting": self.waiting,
+            "spare_slots": self.spare,
+            "preempted": self.preempted,
+        }
+
     @property
     def busy(self) -> bool:
         """Whether every callers' slot is taken (by a caller, or by a request that would give way)."""
