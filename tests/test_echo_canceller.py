@@ -105,9 +105,15 @@ def _heard(gain_db: float, agent_talks: bool) -> tuple[list[tuple[str, str]], li
     return through, raw
 
 
+def _first_words(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Only as many words as were said: whisper may loop on a sentence's end ("... evening the in the in
+    the"), and those repeats are the recogniser's, not words the canceller took or added."""
+    return [(said, " ".join(heard.split()[: len(said.split())])) for said, heard in pairs]
+
+
 def test_the_callers_words_are_kept_while_the_agent_is_silent() -> None:
     through, raw = _heard(-10.0, agent_talks=False)
-    assert word_error_rate(through) <= max(word_error_rate(raw), 0.05), through
+    assert word_error_rate(_first_words(through)) <= max(word_error_rate(_first_words(raw)), 0.05), through
 
 
 def test_the_caller_speaking_over_the_agent_is_still_heard() -> None:
@@ -119,9 +125,7 @@ def test_the_caller_speaking_over_the_agent_is_still_heard() -> None:
     caller_rms = _rms(_speech(CALLER[1]))
     assert _rms(out[window]) > caller_rms / 2, "the caller's speech was suppressed with the echo"
     through, _ = _heard(-10.0, agent_talks=True)
-    # whisper may loop on the sentence's end ("... tomorrow evening. Please book the table for four"):
-    # those repeats are the recogniser's, so only as many words as were said are compared.
-    first_words = [(said, " ".join(heard.split()[: len(said.split())])) for said, heard in through]
+    first_words = _first_words(through)
     # With the steady test voice (the same samples every run) this measures 0.32 through the canceller
     # against 0.05 straight from the microphone: double talk costs words (the reason AEC is off by default,
     # docs/desktop.md). The bound guards against it getting worse; earlier runs with Piper's random
