@@ -152,8 +152,9 @@ class AgentProfile:
 
 
 def new_api_key() -> str:
-    """A random API key (a fresh install's; `load_settings` saves it so it stays the same)."""
-    return secrets.token_urlsafe(24)
+    """A random API key (a fresh install's; `load_settings` saves it so it stays the same). Hex: a
+    URL-safe token can start with "-", which a command line's `--api-key KEY` reads as an option."""
+    return secrets.token_hex(24)
 
 
 @dataclass

@@ -59,3 +59,12 @@ def test_the_old_published_default_key_is_replaced(tmp_path: Path) -> None:
 def test_engine_threads_leave_a_core_free() -> None:
     assert engine_threads(3) == 3
     assert engine_threads(0) == max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def test_a_new_api_key_can_be_passed_on_a_command_line() -> None:
+    # A key that starts with "-" is read by `--api-key KEY` as an option (it failed a CI run once).
+    from platform_core.config import new_api_key
+
+    keys = {new_api_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(len(k) >= 32 and not k.startswith("-") and k.isalnum() for k in keys)
