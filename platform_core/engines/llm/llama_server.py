@@ -15,6 +15,7 @@ then serves until its stdin closes, so it never outlives the platform.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,14 @@ def create_server(model_path: Path, threads: int, context: int, api_key: str = "
     if api_key:
         params.api_keys = [api_key]
     return xllamacpp.Server(params)
+
+
+@functools.cache
+def llguidance_grammars() -> bool:
+    """Whether the bundled llama.cpp reads llguidance grammars (its JSON-schema grammars are written in it)."""
+    import xllamacpp
+
+    return str(xllamacpp.json_schema_to_grammar({"type": "string"})).startswith("%llguidance")
 
 
 def die_with_parent() -> None:

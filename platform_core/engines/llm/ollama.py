@@ -49,11 +49,14 @@ class OllamaLLM:
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
         if self._client is None:
             raise LLMError(f"{self.name}: start() was not called")
+        if grammar is not None:
+            raise LLMError(f"{self.name}: Ollama takes no llguidance grammar")
         try:
             stream = await self._client.chat(
                 model=self.model,

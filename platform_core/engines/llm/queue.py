@@ -199,17 +199,22 @@ class QueuedLLM:
     async def start(self) -> None:
         await self.inner.start()
 
+    @property
+    def llguidance(self) -> bool:
+        return getattr(self.inner, "llguidance", False) is True
+
     async def stream_chat(
         self,
         messages: Sequence[ChatMessage],
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
         async with self.queue.slot():
             async for delta in self.inner.stream_chat(
-                messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
+                messages, json_schema=json_schema, grammar=grammar, max_tokens=max_tokens, temperature=temperature
             ):
                 yield delta
 
