@@ -22,6 +22,7 @@ from platform_core.bus import EventBus
 from platform_core.config import PlatformConfig
 from platform_core.engines.base import ChatMessage
 from platform_core.engines.llm.errors import LLMError
+from platform_core.engines.llm.queue import LLMQueue
 from platform_core.engines.runner import Engines
 from platform_core.events import (
     AgentSpeakingChanged,
@@ -38,7 +39,7 @@ from platform_core.pipeline.responder import FILLER_TEXT, TOOL_FAILED_TEXT
 from platform_core.pipeline.tools import NoTools, ToolOutcome, ToolRouter, ToolSpec
 from platform_core.transport.wav_source import PacedAudioTrack
 from tests.agents_helpers import wait_until
-from tests.fake_engines import ScriptedLlm, ScriptedStt, WordTts, scripted_engines, silence, tone
+from tests.fake_engines import LoudnessVad, ScriptedLlm, ScriptedStt, WordTts, scripted_engines, silence, tone
 
 E = TypeVar("E", bound=Event)
 
@@ -364,3 +365,23 @@ async def test_hanging_up_mid_answer_cancels_it() -> None:
     assert completed.interrupted and STORY.startswith(completed.agent_text)
     assert llm.abandoned == 1, "the LLM's stream was closed mid-answer"
     assert ended.reason == "hung up" and not after, after
+
+
+async def test_the_replys_prompt_is_processed_beside_the_tool_choice() -> None:
+    llm = hours_llm()
+    engines = Engines(
+        stt=ScriptedStt(TEXTS), tts=WordTts(), llm=llm, vad_factory=LoudnessVad, llm_queue=LLMQueue(slots=1, spare=1)
+    )
+    cfg = config()
+    cfg.engines.llm = "embedded"  # the embedded llama.cpp's spare slot is what the reply's prompt uses
+    async with live_call(engines, cfg, router=ScriptedRouter(), agent_id="shop") as call:
+        call.conversation.submit_text("When are you open?")
+        completed = await call.wait_for(TurnCompleted, turn_id=1)
+    question = ChatMessage("user", "When are you open?")
+    system = ChatMessage("system", cfg.profile_for("shop").system_prompt)
+    replies = [prompt for prompt in llm.prompts if prompt[0] == system and question in prompt]
+    assert len(replies) == 2, "the reply's prompt beside the tool choice, then the reply after the tool's result"
+    beside, answer = replies
+    assert beside[-1] == ChatMessage("user", "When are you open?")
+    assert answer[: len(beside)] == beside and answer[-1].role == "tool", "the reply starts from what was processed"
+    assert completed.agent_text == "We are open from nine to five."

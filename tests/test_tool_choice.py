@@ -208,10 +208,12 @@ class ScriptedChoice:
     def __init__(self, deltas: list[str]) -> None:
         self.deltas = deltas
         self.messages: list[ChatMessage] = []
+        self.streamed = 0
 
     async def stream_chat(self, messages: list[ChatMessage], **kwargs: object) -> AsyncIterator[str]:
         self.messages = messages
         for delta in self.deltas:
+            self.streamed += 1
             yield delta
 
 
@@ -221,3 +223,12 @@ async def test_a_tool_name_that_extends_another_is_read_to_its_end() -> None:
     choice = await choose_tool(scripted, [ChatMessage("user", "customer 7 please")], [short, LOOKUP])  # type: ignore[arg-type]
     assert choice == ToolChoice("lookup_customer", {"id": "7"})
     assert scripted.messages[-1] == ChatMessage("assistant", '{"tool":"'), "the answer's fixed start is a prefill"
+
+
+async def test_a_call_is_dropped_at_its_first_invented_argument() -> None:
+    args = ["date", '":"', "2026-12-04", '","', "time", '":"', "14:00", '"', "}}"]
+    deltas = ["book", "_appointment", '","arguments":{"', *args]
+    scripted = ScriptedChoice(deltas)
+    history = [ChatMessage("user", "Recommend a good book for tomorrow.")]
+    assert await choose_tool(scripted, history, [BOOK]) is None  # type: ignore[arg-type]
+    assert scripted.streamed == 11, "the stream stops once the hour, said nowhere, is written"

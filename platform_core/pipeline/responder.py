@@ -21,7 +21,7 @@ from platform_core.engines.runner import Engines
 from platform_core.events import AgentTextDelta, ErrorOccurred, Event, LLMQueued, TranscriptFinal
 from platform_core.pipeline.draft import DraftReply
 from platform_core.pipeline.playback import Playback
-from platform_core.pipeline.prompt_cache import warm_prompts
+from platform_core.pipeline.prompt_cache import warm_prompts, warm_reply_prefix
 from platform_core.pipeline.sentences import ClauseSplitter
 from platform_core.pipeline.tool_choice import choose_tool
 from platform_core.pipeline.tools import ToolOutcome, ToolRouter, ToolSpec
@@ -84,8 +84,11 @@ class Responder:
         self.history.append(ChatMessage("user", turn.user_text))
         tools = await self._tools()
         draft = self._start_draft() if tools else None
+        prefix = self._warm_reply_prefix() if tools and draft is None else None
         try:
             await self._use_tools(turn, tools)
+            if prefix is not None:
+                await asyncio.wait({prefix})  # nearly done: the reply starts from what it processed
             failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
             if failed is not None:
                 await self._admit_tool_failure(turn, failed)
@@ -94,6 +97,8 @@ class Responder:
         except (LLMError, EngineUnavailable) as exc:
             await self._answer_failure(turn, exc)
         finally:
+            if prefix is not None:
+                prefix.cancel()
             if draft is not None:
                 await draft.close()
 
@@ -103,6 +108,13 @@ class Responder:
         if not self.config.engines.llm_draft_reply or self.config.engines.llm != "embedded" or queue.waiting:
             return None  # a remote server's requests may cost money; a busy LLM serves callers first
         return DraftReply(self.engines.llm, queue, self._prompt(), self.config.voice.max_reply_tokens)
+
+    def _warm_reply_prefix(self) -> asyncio.Task[None] | None:
+        """The reply's prompt, processed beside the tool choice (prompt_cache.warm_reply_prefix) on a spare slot."""
+        queue = self.engines.llm_queue
+        if self.config.engines.llm != "embedded" or not queue.spare or queue.waiting:
+            return None
+        return asyncio.ensure_future(warm_reply_prefix(self.engines, self._prompt()))
 
     async def _admit_tool_failure(self, turn: Turn, outcome: ToolOutcome) -> None:
         """A tool that failed gets a fixed honest answer, not a model's: a small model told that the tool

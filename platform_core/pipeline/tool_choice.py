@@ -21,6 +21,7 @@ import copy
 import datetime
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,18 +184,37 @@ async def warm_tool_choice(llm: LanguageModel, tools: Sequence[ToolSpec], histor
 async def _prefilled_answer(
     llm: LanguageModel, history: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
 ) -> str:
-    """The choice's JSON, generated after PREFILL; stopped as soon as its start matches no tool's name."""
+    """The choice's JSON, generated after PREFILL; stopped as soon as its start matches no tool's name, or
+    an argument it wrote is one the conversation does not ground (parse_tool_choice would reject it)."""
     stream = _request(llm, history, tools, max_tokens)
+    context = _transcript(history)
     text = ""
     try:
         async for delta in stream:
             text += delta
             if text and not any(spec.name.startswith(text) or text.startswith(spec.name) for spec in tools):
                 return PREFILL + NO_TOOL + '"}'  # the grammar allows nothing else
+            if '"' in delta and _invented_so_far(text, tools, context):
+                return PREFILL + NO_TOOL + '"}'  # small talk read as a call: its arguments are made up
     finally:
         if isinstance(stream, AsyncGenerator):
             await stream.aclose()  # stops the generation now
     return PREFILL + text
+
+
+_STRING_ARGUMENT = re.compile(r'"(\w+)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _invented_so_far(text: str, tools: Sequence[ToolSpec], context: str) -> bool:
+    """Whether a string argument written so far (after the tool's name) is grounded nowhere in `context`."""
+    spec = next((s for s in tools if text.startswith(s.name + '"')), None)
+    if spec is None:
+        return False
+    written = {m[1]: json.loads(f'"{m[2]}"') for m in _STRING_ARGUMENT.finditer(text, len(spec.name))}
+    invented = ungrounded_arguments(spec, written, context)
+    if invented:
+        log.info("tool choice stopped: %s: %s not found in the conversation", spec.name, ", ".join(invented))
+    return bool(invented)
 
 
 async def choose_tool(

@@ -31,9 +31,6 @@ def _root_url(base_url: str) -> str:
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
-KEEPALIVE_S = 4.0  # under the 5 s after which llama.cpp's server drops an idle connection
-
-
 class OpenAICompatibleLLM:
     def __init__(
         self,
@@ -58,11 +55,8 @@ class OpenAICompatibleLLM:
     async def start(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         # Off the loop: httpx builds an SSL context (reads the CA bundle), a 100 ms stall measured.
-        # llama.cpp's server closes a connection idle for 5 s, httpx's pool kept it as long: the next
-        # request after a pause found it closed (a failed attempt and a retry, logged every few calls).
-        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_S)
         self._client = await asyncio.to_thread(
-            httpx.AsyncClient, base_url=self.base_url, headers=headers, timeout=self._timeout, limits=limits
+            httpx.AsyncClient, base_url=self.base_url, headers=headers, timeout=self._timeout
         )
         try:
             models = await self._list_models()
