@@ -232,3 +232,13 @@ async def test_a_call_is_dropped_at_its_first_invented_argument() -> None:
     history = [ChatMessage("user", "Recommend a good book for tomorrow.")]
     assert await choose_tool(scripted, history, [BOOK]) is None  # type: ignore[arg-type]
     assert scripted.streamed == 11, "the stream stops once the hour, said nowhere, is written"
+
+
+async def test_on_call_is_told_when_a_tool_is_named_and_not_for_no_tool() -> None:
+    calls: list[str] = []
+    naming = ScriptedChoice(["lookup", "_customer", '","arguments":{"id":"7"}}'])
+    await choose_tool(naming, [ChatMessage("user", "customer 7")], [LOOKUP], on_call=lambda: calls.append("call"))  # type: ignore[arg-type]
+    assert calls == ["call"]
+    declining = ScriptedChoice(["none", '"}'])
+    await choose_tool(declining, [ChatMessage("user", "hi")], [LOOKUP], on_call=lambda: calls.append("none"))  # type: ignore[arg-type]
+    assert calls == ["call"]

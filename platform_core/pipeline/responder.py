@@ -86,7 +86,8 @@ class Responder:
         draft = self._start_draft() if tools else None
         prefix = self._warm_reply_prefix() if tools and draft is None else None
         try:
-            await self._use_tools(turn, tools)
+            # A tool call's arguments decode faster alone, and the reply then needs the tool's result.
+            await self._use_tools(turn, tools, on_call=prefix.cancel if prefix is not None else None)
             if prefix is not None:
                 await asyncio.wait({prefix})  # nearly done: the reply starts from what it processed
             failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
@@ -172,7 +173,7 @@ class Responder:
             tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         return tools
 
-    async def _use_tools(self, turn: Turn, tools: list[ToolSpec]) -> None:
+    async def _use_tools(self, turn: Turn, tools: list[ToolSpec], on_call: Callable[[], Any] | None = None) -> None:
         if not tools:
             return
         called: set[str] = set()
@@ -181,7 +182,7 @@ class Responder:
             self._note_if_queued(turn)
             # The same tools every step, so the prompt's cached prefix serves the whole chain.
             try:
-                choice = await choose_tool(self.engines.llm, self._recent_history(), tools)
+                choice = await choose_tool(self.engines.llm, self._recent_history(), tools, on_call=on_call)
             except LLMBusy:
                 raise  # the reply would wait in the same queue: the turn gets the busy answer
             except LLMError as exc:  # e.g. a tool schema the server's grammar refused: answer without tools

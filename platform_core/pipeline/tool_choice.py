@@ -22,7 +22,7 @@ import datetime
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +182,11 @@ async def warm_tool_choice(llm: LanguageModel, tools: Sequence[ToolSpec], histor
 
 
 async def _prefilled_answer(
-    llm: LanguageModel, history: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
+    llm: LanguageModel,
+    history: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+    max_tokens: int,
+    on_call: Callable[[], None] | None,
 ) -> str:
     """The choice's JSON, generated after PREFILL; stopped as soon as its start matches no tool's name, or
     an argument it wrote is one the conversation does not ground (parse_tool_choice would reject it)."""
@@ -194,6 +198,9 @@ async def _prefilled_answer(
             text += delta
             if text and not any(spec.name.startswith(text) or text.startswith(spec.name) for spec in tools):
                 return PREFILL + NO_TOOL + '"}'  # the grammar allows nothing else
+            if on_call is not None and text and not NO_TOOL.startswith(text):
+                on_call()  # a tool is being named
+                on_call = None
             if '"' in delta and _invented_so_far(text, tools, context):
                 return PREFILL + NO_TOOL + '"}'  # small talk read as a call: its arguments are made up
     finally:
@@ -218,13 +225,19 @@ def _invented_so_far(text: str, tools: Sequence[ToolSpec], context: str) -> bool
 
 
 async def choose_tool(
-    llm: LanguageModel, history: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, max_tokens: int = 80
+    llm: LanguageModel,
+    history: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+    *,
+    max_tokens: int = 80,
+    on_call: Callable[[], None] | None = None,
 ) -> ToolChoice | None:
-    """The tool to call for the last user message, or None (reply without a tool / invalid choice)."""
+    """The tool to call for the last user message, or None (reply without a tool / invalid choice).
+    `on_call` is called as soon as the model starts naming a tool (with the prefilled request only)."""
     if not tools or not any(m.role == "user" for m in history):
         return None
     if getattr(llm, "llguidance", False) is True:
-        text = await _prefilled_answer(llm, history, tools, max_tokens)
+        text = await _prefilled_answer(llm, history, tools, max_tokens, on_call)
     else:
         text = "".join([delta async for delta in _request(llm, history, tools, max_tokens)])
     return parse_tool_choice(text, tools, _transcript(history))
