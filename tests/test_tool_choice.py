@@ -242,3 +242,8 @@ async def test_on_call_is_told_when_a_tool_is_named_and_not_for_no_tool() -> Non
     declining = ScriptedChoice(["none", '"}'])
     await choose_tool(declining, [ChatMessage("user", "hi")], [LOOKUP], on_call=lambda: calls.append("none"))  # type: ignore[arg-type]
     assert calls == ["call"]
+
+
+async def test_a_broken_escape_in_an_argument_is_left_to_the_json_check() -> None:
+    scripted = ScriptedChoice(["lookup", "_customer", '","arguments":{"id":"\\u12"}}'])
+    assert await choose_tool(scripted, [ChatMessage("user", "customer 12")], [LOOKUP]) is None  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ in the conversation's history (pipeline/responder.py), so the reply path is the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
@@ -217,7 +218,10 @@ def _invented_so_far(text: str, tools: Sequence[ToolSpec], context: str) -> bool
     spec = next((s for s in tools if text.startswith(s.name + '"')), None)
     if spec is None:
         return False
-    written = {m[1]: json.loads(f'"{m[2]}"') for m in _STRING_ARGUMENT.finditer(text, len(spec.name))}
+    written: dict[str, str] = {}
+    for match in _STRING_ARGUMENT.finditer(text, len(spec.name)):
+        with contextlib.suppress(ValueError):  # a broken escape: parse_tool_choice judges the whole JSON
+            written[match[1]] = json.loads(f'"{match[2]}"')
     invented = ungrounded_arguments(spec, written, context)
     if invented:
         log.info("tool choice stopped: %s: %s not found in the conversation", spec.name, ", ".join(invented))
