@@ -173,7 +173,7 @@ class Responder:
             tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         return tools
 
-    async def _use_tools(self, turn: Turn, tools: list[ToolSpec], on_call: Callable[[], Any] | None = None) -> None:
+    async def _use_tools(self, turn: Turn, tools: list[ToolSpec], on_call: Callable[[], object] | None = None) -> None:
         if not tools:
             return
         called: set[str] = set()

@@ -163,12 +163,17 @@ def prefilled_choice_grammar(tools: Sequence[ToolSpec]) -> str:
     return "%llguidance {}\nstart: " + " | ".join(choices) + "\n" + "\n".join(rules) + "\n"
 
 
+def _reads_llguidance(llm: LanguageModel) -> bool:
+    """Whether `llm` takes an llguidance grammar (the embedded llama.cpp sets `llguidance` when it starts)."""
+    return getattr(llm, "llguidance", False) is True
+
+
 def _request(
     llm: LanguageModel, history: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
 ) -> AsyncIterator[str]:
     """The tool-choice request: prefilled with a grammar where the engine reads llguidance, else a JSON schema."""
     messages = tool_choice_messages(history, tools)
-    if getattr(llm, "llguidance", False) is True:
+    if _reads_llguidance(llm):
         grammar = prefilled_choice_grammar(tools)
         messages.append(ChatMessage("assistant", PREFILL))
         return llm.stream_chat(messages, grammar=grammar, max_tokens=max_tokens, temperature=0.0)
@@ -187,7 +192,7 @@ async def _prefilled_answer(
     history: Sequence[ChatMessage],
     tools: Sequence[ToolSpec],
     max_tokens: int,
-    on_call: Callable[[], None] | None,
+    on_call: Callable[[], object] | None,
 ) -> str:
     """The choice's JSON, generated after PREFILL; stopped as soon as its start matches no tool's name, or
     an argument it wrote is one the conversation does not ground (parse_tool_choice would reject it)."""
@@ -234,13 +239,13 @@ async def choose_tool(
     tools: Sequence[ToolSpec],
     *,
     max_tokens: int = 80,
-    on_call: Callable[[], None] | None = None,
+    on_call: Callable[[], object] | None = None,
 ) -> ToolChoice | None:
     """The tool to call for the last user message, or None (reply without a tool / invalid choice).
     `on_call` is called as soon as the model starts naming a tool (with the prefilled request only)."""
     if not tools or not any(m.role == "user" for m in history):
         return None
-    if getattr(llm, "llguidance", False) is True:
+    if _reads_llguidance(llm):
         text = await _prefilled_answer(llm, history, tools, max_tokens, on_call)
     else:
         text = "".join([delta async for delta in _request(llm, history, tools, max_tokens)])

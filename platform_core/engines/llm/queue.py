@@ -201,6 +201,7 @@ class QueuedLLM:
 
     @property
     def llguidance(self) -> bool:
+        """Whether the wrapped engine takes an llguidance grammar (stream_chat's `grammar`)."""
         return getattr(self.inner, "llguidance", False) is True
 
     async def stream_chat(
