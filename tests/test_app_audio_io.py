@@ -37,6 +37,33 @@ def best_match(recorded: np.ndarray, reference: np.ndarray) -> float:
     return float(np.dot(seg, ref) / (np.linalg.norm(seg) * np.linalg.norm(ref) + 1e-9))
 
 
+def pieces_found(recorded: np.ndarray, reference: np.ndarray, piece_s: float = 0.1) -> float:
+    """The share of `reference`'s sounding 100 ms pieces found intact in `recorded`, in order.
+
+    An underrun (a late writer, a loaded machine) inserts a gap and shifts what follows: one
+    alignment then matches only part of the signal, but every piece still arrives whole.
+    """
+    rec = recorded.astype(np.float64)
+    energy = np.concatenate([[0.0], np.cumsum(rec * rec)])
+    size = int(piece_s * WEBRTC_RATE)
+    found = sounding = 0
+    after = 0
+    for start in range(0, len(reference) - size + 1, size):
+        piece = reference[start : start + size].astype(np.float64)
+        if np.linalg.norm(piece) < 1000 * np.sqrt(size) / 10:  # mostly the signal's silent half
+            continue
+        sounding += 1
+        n = len(rec) + size
+        corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(piece, n)), n)[: len(rec) - size + 1]
+        local = np.sqrt(energy[size:] - energy[:-size])[: len(corr)]
+        r = corr / (np.maximum(local, 1.0) * np.linalg.norm(piece))  # silence: FFT noise over 1, not over 0
+        lag = int(np.argmax(r))
+        if r[lag] > 0.9 and lag >= after:
+            found += 1
+            after = lag
+    return found / max(sounding, 1)
+
+
 def test_devices_are_listed(pulse_env: PulseEnv) -> None:
     inputs, outputs = list_devices(rescan=True)
     assert "vmic" in [d.name for d in inputs]
@@ -63,7 +90,7 @@ async def test_wav_played_into_virtual_mic_arrives_through_the_track(pulse_env: 
     finally:
         track.stop()
     recorded = np.concatenate(frames)
-    assert best_match(recorded, reference) > 0.85  # an ALSA underrun under load costs a few percent
+    assert pieces_found(recorded, reference) >= 0.9, f"whole: {best_match(recorded, reference):.2f}"
     assert len(sent) >= len(frames)
 
 
@@ -100,7 +127,8 @@ async def test_speaker_output_reaches_the_virtual_speaker(pulse_env: PulseEnv, t
         speaker.close()
         pulse_env.stop_process(recorder)
     recorded = read_audio(out)
-    assert best_match(recorded, reference) > 0.85  # an ALSA underrun under load costs a few percent
+    whole = best_match(recorded, reference)  # below 1 when an underrun put a gap in the middle
+    assert pieces_found(recorded, reference) >= 0.9, f"whole: {whole:.2f}, underruns: {speaker.underruns}"
     assert played_at and abs(played_at[0] - time.monotonic()) < 5
 
 
