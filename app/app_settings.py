@@ -15,9 +15,9 @@ class AppSettings:
     output_device: str = ""
     input_wav: str = ""  # a WAV file standing in for the microphone; "" = the microphone
     push_to_talk: bool = False
-    # On for laptop speakers. Off by default: with no echo in the room it silenced a caller talking over
-    # the agent (docs/desktop.md, Echo cancellation).
-    echo_cancellation: bool = False
+    # Its output is used only while the speaker is heard in the microphone (app/echo_detector.py), so a
+    # headset loses nothing with it on; off, the microphone is never touched.
+    echo_cancellation: bool = True
 
 
 def app_settings_path() -> Path:

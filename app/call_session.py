@@ -202,9 +202,7 @@ class CallSession:
             self.notice("echo", "Echo cancellation stopped", canceller.error, "Use a headset, or call again.")
             call.echo_canceller = None
             return
-        erle = canceller.erle_db
-        removed = "" if erle is None else f", echo -{erle:.0f} dB"
-        self.window.set_echo_status(f"Echo cancellation: on{removed}")
+        self.window.set_echo_status(f"Echo cancellation: {canceller.status}")
 
     def _mouth_to_ear_meter(self) -> MouthToEarMeter:
         loop = asyncio.get_running_loop()

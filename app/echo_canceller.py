@@ -7,6 +7,9 @@ own timing: every speaker block carries the time it reaches the DAC, every micro
 it left the ADC, and the module gets the speaker's frames just before the microphone's frame captured
 after them. AEC3's delay estimator finds the rest (the room's path and any clock error).
 
+The module runs for the whole call, but its output replaces the microphone's only while the speaker is
+heard in it (`app/echo_detector.py`): with no echo to remove it would cost the caller's words.
+
 Both ends are called from PortAudio's threads (one each); only the microphone's calls the module.
 Noise suppression stays off by default: measured here it cost the caller's words through whisper
 (docs/desktop.md, "Echo cancellation").
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from app.echo_detector import EchoDetector
 from platform_core import WEBRTC_RATE
 
 __all__ = ["EchoCanceller"]
@@ -56,7 +60,23 @@ class EchoCanceller:
         self._in_power = 0.0  # microphone power before / after, while the far end is playing
         self._out_power = 0.0
         self.frames = 0
+        self.detector = EchoDetector()
         self.error: str | None = None  # the module failed: audio passes through unchanged from then on
+
+    @property
+    def engaged(self) -> bool:
+        """The microphone's audio is the canceller's output (an echo is heard, or the call is young)."""
+        return self.detector.engaged
+
+    @property
+    def status(self) -> str:
+        """For the status bar: "on, echo -45 dB" (removing it), "on, listening for echo", or bypassed."""
+        if not self.engaged:
+            return "on, no echo heard (microphone untouched)"
+        erle = self.erle_db
+        if not self.detector.echo_heard or erle is None:
+            return "on, listening for echo"
+        return f"on, echo -{erle:.0f} dB"
 
     @property
     def delay_ms(self) -> int:
@@ -124,8 +144,8 @@ class EchoCanceller:
                 frame = self._frame(chunk)
                 self._apm.process_stream(frame)
                 cleaned = np.frombuffer(frame.data, dtype=np.int16)
-                out[start : start + CHUNK] = cleaned
                 self._measure(chunk, cleaned)
+                out[start : start + CHUNK] = cleaned if self.detector.engaged else chunk
             self._near_rest = data[whole:].copy()
             self.frames += whole // CHUNK
             if len(out) < len(samples):  # keep the block size
@@ -141,11 +161,13 @@ class EchoCanceller:
             self.error = f"{type(exc).__name__}: {exc}"
 
     def _measure(self, before: np.ndarray, after: np.ndarray) -> None:
+        power_in = float(np.mean(before.astype(np.float32) ** 2))
+        self.detector.add(self._far_now, power_in)
         # Only while the speaker plays right now: the caller's own turns (the agent silent) do not count.
         if self._far_now < _FAR_ACTIVE:
             return
         self._far_power += _SMOOTH * (self._far_now - self._far_power)
-        self._in_power += _SMOOTH * (float(np.mean(before.astype(np.float32) ** 2)) - self._in_power)
+        self._in_power += _SMOOTH * (power_in - self._in_power)
         self._out_power += _SMOOTH * (float(np.mean(after.astype(np.float32) ** 2)) - self._out_power)
 
     def _frame(self, chunk: np.ndarray) -> Any:

@@ -166,7 +166,11 @@ class SettingsDialog(QDialog):
         self.input_wav.setPlaceholderText("a WAV file to use instead of the microphone")
         self.push_to_talk = QCheckBox("Push to talk")
         self.push_to_talk.setChecked(s.push_to_talk)
-        self.echo_cancellation = QCheckBox("Echo cancellation (turn off with a headset)")
+        self.echo_cancellation = QCheckBox("Echo cancellation (used only while the speaker is heard)")
+        self.echo_cancellation.setToolTip(
+            "Removes the agent's own voice from the microphone on laptop speakers. With a headset it finds no"
+            " echo within two seconds of the agent speaking and leaves the microphone untouched."
+        )
         self.echo_cancellation.setChecked(s.echo_cancellation)
         form.addRow("Microphone", self.input_device)
         form.addRow("Speaker", self.output_device)

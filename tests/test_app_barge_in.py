@@ -84,6 +84,9 @@ def test_speaking_over_the_agent_in_the_app_interrupts_it(
     assert "two" in second_turn["user"].lower() or "2" in second_turn["user"], second_turn
     assert second_turn["agent"] and not second_turn["interrupted"], second_turn
     assert "[interrupted]" in result["transcript_html"]
+    # The echo canceller is on by default. These devices are isolated (a headset): it heard no echo and left
+    # the microphone alone, so the caller was heard over the agent (before, AEC3 suppressed it here).
+    assert result["echo_status"] == "Echo cancellation: on, no echo heard (microphone untouched)", result
     # The platform's figure for how fast the agent's audio stopped (the voice loop's target: 200 ms).
     delay = result["barge_in_delay_s"]
     assert delay is not None, f"the platform did not measure the interruption: {result}"
@@ -135,6 +138,7 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
     result["first_answer_streamed"] = " ".join(streamed)
     result["barge_in_delay_s"] = turns[0].metrics.get("barge_in_delay")  # None: not measured
     result["transcript_html"] = window.panels.transcript.view.toHtml()
+    result["echo_status"] = window.echo_label.text()
     ARTIFACTS.mkdir(exist_ok=True)
     window.grab().save(str(ARTIFACTS / "app_barge_in_window.png"))
     QTest.mouseClick(window.hangup_button, Qt.MouseButton.LeftButton)

@@ -27,13 +27,18 @@ from app.viewmodels.session import SessionModel
 from platform_core import WEBRTC_RATE, EventBus, PlatformConfig
 from platform_core.audio_files import read_audio, write_wav
 from platform_core.events import (
+    AgentInterrupted,
+    AgentPaused,
+    AgentResumed,
     AgentSpeakingChanged,
     ErrorOccurred,
     MetricMeasured,
     ToolCallUpdated,
     TranscriptFinal,
     TranscriptPartial,
+    TurnCommitted,
     TurnCompleted,
+    TurnHeld,
     TurnStarted,
     VadStateChanged,
 )
@@ -222,6 +227,38 @@ def test_turn_lines_keep_their_labels_as_they_scroll(desk: Desk, qtbot) -> None:
     qtbot.waitUntil(lambda: levels.frames >= frames + 3, timeout=2000)  # the live view scrolled on
     shown = [line for line in levels.turn_lines if line.isVisible()]
     assert [line.label.toPlainText() for line in shown] == ["turn 1", "turn 2"]
+
+
+def test_turn_taking_decisions_are_marked_where_they_happened(desk: Desk, qtbot) -> None:  # type: ignore[no-untyped-def]
+    levels, now = desk.panels.levels, time.monotonic()
+    for event in (
+        TurnHeld(conversation_id=CID, probability=0.12, wait_s=3.0, model_s=0.02, speech_ended_at=now - 8, t=now - 8),
+        TurnCommitted(conversation_id=CID, reason="complete", probability=0.9, held_s=1.1, t=now - 7),
+        TurnCommitted(conversation_id=CID, reason="silence", probability=None, held_s=0.0, t=now - 6.5),  # no mark
+        AgentPaused(conversation_id=CID, turn_id=1, t=now - 5),
+        AgentResumed(conversation_id=CID, turn_id=1, paused_s=0.4, speech_s=0.2, reason="speech ended", t=now - 4.6),
+        AgentPaused(conversation_id=CID, turn_id=1, t=now - 3),
+        AgentInterrupted(conversation_id=CID, turn_id=1, speech_s=0.6, words=0, paused_s=0.6, t=now - 2.4),
+        AgentPaused(conversation_id=CID, turn_id=0, t=now - 30),  # scrolled out of the 10 s window
+    ):
+        desk.bus.publish(event)
+    qtbot.waitUntil(lambda: len(desk.session.levels.decisions) == 7, timeout=2000)
+    levels.repaint_levels()
+    lag = time.monotonic() - now
+    shown = [line for line in levels.decision_marks if line.isVisible()]
+    assert [line.label.format for line in shown] == [
+        "held (p=0.12)",
+        "committed: complete",
+        "paused",
+        "resumed (speech ended, 0.2 s speech)",
+        "paused",
+        "interrupted (0.6 s speech)",
+    ]
+    assert [line.value() for line in shown] == pytest.approx(
+        [-8 - lag, -7 - lag, -5 - lag, -4.6 - lag, -3 - lag, -2.4 - lag], abs=0.1
+    )
+    desk.panels.event_log.refresh()
+    assert "AgentResumed" in desk.panels.event_log.view.toPlainText()  # and in the event log
 
 
 def test_latency_series_and_percentile_table(desk: Desk, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -89,6 +89,46 @@ def test_the_agents_echo_is_removed(gain_db: float) -> None:
     assert canceller.erle_db is not None and canceller.erle_db > 20  # what the app shows agrees
     assert canceller.coupling_db is not None and abs(canceller.coupling_db - gain_db) < 3  # the room's loudness
     assert canceller.error is None
+    assert canceller.engaged and canceller.detector.echo_heard  # its output is what the call sends
+    assert canceller.status.startswith("on, echo -")
+
+
+def _mic_without_echo(caller_at_s: float, noise_rms: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(far end, microphone): the agent talks, the microphone hears only the caller (and noise): a headset."""
+    far = _agent()
+    mic = np.random.default_rng(3).normal(0, noise_rms, len(far)) if noise_rms else np.zeros(len(far))
+    start = int(caller_at_s * RATE)
+    mic[start : start + len(_speech(CALLER[1]))] += _speech(CALLER[1])
+    return far, np.clip(mic, -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize(("caller_at_s", "noise_rms"), [(6.0, 0.0), (0.5, 0.0), (6.0, 300.0)])
+def test_without_echo_the_microphone_is_left_untouched(caller_at_s: float, noise_rms: float) -> None:
+    # A headset: the speaker plays but the microphone never hears it. Within 1.5 s of the measure starting
+    # (after 1 s of the agent playing) the canceller stands by, and what goes out is the microphone's own audio.
+    far, mic = _mic_without_echo(caller_at_s, noise_rms)
+    canceller = EchoCanceller()
+    out = _through(canceller, far, mic)
+    assert not canceller.engaged and not canceller.detector.echo_heard
+    assert canceller.status == "on, no echo heard (microphone untouched)"
+    after = slice(3 * RATE, len(mic) - len(mic) % 960)  # `_through` leaves a last partial block out
+    assert np.array_equal(out[after], mic[after])  # bit for bit: the caller's words are not touched
+
+
+def test_an_echo_that_appears_engages_the_canceller_again() -> None:
+    # The headset is taken off mid-call: no echo for 8 s, then the room's echo at -10 dB.
+    far = _agent()
+    switch = 8 * RATE
+    mic = _room(far, 10 ** (-10 / 20))
+    mic[:switch] = 0
+    canceller = EchoCanceller()
+    half = switch - switch % 960
+    _through(canceller, far[:half], mic[:half].astype(np.int16))
+    assert not canceller.engaged
+    out = _through(canceller, far[half:], mic[half:].astype(np.int16))
+    assert canceller.engaged and canceller.detector.echo_heard
+    settled = slice(4 * RATE, None)  # 4 s after the echo appeared
+    assert 20 * np.log10(_rms(mic[half:][settled]) / max(_rms(out[settled]), 1.0)) > 20
 
 
 def _heard(gain_db: float, agent_talks: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -119,7 +159,8 @@ def test_the_callers_words_are_kept_while_the_agent_is_silent() -> None:
 def test_the_caller_speaking_over_the_agent_is_still_heard() -> None:
     # Double talk at -10 dB with the same voice on both ends (the hardest case for the canceller): the
     # caller's speech must come through, not be suppressed as echo.
-    _, out, _ = _call(-10.0, CALLER[1])
+    _, out, canceller = _call(-10.0, CALLER[1])
+    assert canceller.engaged  # the caller's voice over the echo does not make it stand by
     start = int(CALLER_AT_S * RATE)
     window = slice(start, start + len(_speech(CALLER[1])))
     caller_rms = _rms(_speech(CALLER[1]))

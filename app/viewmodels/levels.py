@@ -1,4 +1,5 @@
-"""Audio levels of the caller and the agent over time, with VAD segments and turn boundaries."""
+"""Audio levels of the caller and the agent over time, with VAD segments, turn boundaries and the
+turn-taking decisions (paused, resumed, interrupted, held, committed by the turn model)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from platform_core.events import AudioLevel
+from platform_core.events import AgentInterrupted, AgentPaused, AgentResumed, AudioLevel, Event, TurnCommitted, TurnHeld
 
 FLOOR_DBFS = -80.0
+
+
+def decision_label(event: Event) -> str | None:
+    """The level plot's mark for a turn-taking decision; None for a commit on silence alone (every turn
+    has one, and its turn line already shows it)."""
+    match event:
+        case AgentPaused():
+            return "paused"
+        case AgentResumed():
+            return f"resumed ({event.reason}, {event.speech_s:.1f} s speech)"
+        case AgentInterrupted():
+            return f"interrupted ({event.speech_s:.1f} s speech)"
+        case TurnHeld():
+            return f"held (p={event.probability:.2f})"
+        case TurnCommitted() if event.reason != "silence":
+            return f"committed: {event.reason}"
+    return None
 
 
 class LevelTrace:
@@ -56,6 +74,8 @@ class LevelsModel:
     vad: list[Segment] = field(default_factory=list)  # caller speech as the platform's VAD saw it
     agent_speaking: list[Segment] = field(default_factory=list)
     turns: list[tuple[float, int]] = field(default_factory=list)  # (speech ended at, turn id)
+    # Turn-taking decisions: why the agent paused, resumed, stopped or waited ("held p=0.12").
+    decisions: list[tuple[float, str]] = field(default_factory=list)  # (decided at, label)
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +106,10 @@ class LevelsModel:
 
     def add_turn(self, speech_ended_at: float, turn_id: int) -> None:
         self.turns.append((speech_ended_at, turn_id))
+        self.version += 1
+
+    def add_decision(self, t: float, label: str) -> None:
+        self.decisions.append((t, label))
         self.version += 1
 
     def time_range(self) -> tuple[float, float] | None:

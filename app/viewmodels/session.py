@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from app.viewmodels.agents import AgentsModel
 from app.viewmodels.event_log import EventLogModel
 from app.viewmodels.latency import LatencyModel
-from app.viewmodels.levels import LevelsModel
+from app.viewmodels.levels import LevelsModel, decision_label
 from app.viewmodels.tool_calls import ToolCallsModel
 from app.viewmodels.transcript import TranscriptModel
 from platform_core.events import (
     AgentConnected,
     AgentDisconnected,
+    AgentInterrupted,
+    AgentPaused,
+    AgentResumed,
     AgentSpeakingChanged,
     AgentTextDelta,
     AudioLevel,
@@ -33,7 +36,9 @@ from platform_core.events import (
     ToolsRegistered,
     TranscriptFinal,
     TranscriptPartial,
+    TurnCommitted,
     TurnCompleted,
+    TurnHeld,
     TurnStarted,
     VadStateChanged,
 )
@@ -111,6 +116,9 @@ class SessionModel:
                 self.levels.set_agent_speaking(event.t, event.speaking)
             case TurnStarted():
                 self.levels.add_turn(event.speech_ended_at, event.turn_id)
+            case AgentPaused() | AgentResumed() | AgentInterrupted() | TurnHeld() | TurnCommitted():
+                if label := decision_label(event):
+                    self.levels.add_decision(event.t, label)
             case TranscriptPartial():
                 self.transcript.user_partial(event.turn_id, event.text)
             case TranscriptFinal():

@@ -1,4 +1,5 @@
-"""Live audio levels of the caller and the agent, with VAD state and turn boundaries marked."""
+"""Live audio levels of the caller and the agent, with VAD state, turn boundaries and turn-taking
+decisions (why the agent paused, resumed, stopped or waited) marked."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ AGENT_COLOR = (255, 150, 60)
 CALLER_PEN, AGENT_PEN = pg.mkPen(CALLER_COLOR, width=1), pg.mkPen(AGENT_COLOR, width=1)
 VAD_BRUSH, AGENT_SPEAKING_BRUSH = pg.mkBrush(*CALLER_COLOR, 45), pg.mkBrush(*AGENT_COLOR, 45)
 MAX_TURN_LINES = 40
+MAX_DECISION_MARKS = 40
+DECISION_PEN = pg.mkPen((200, 40, 40), style=pg.QtCore.Qt.PenStyle.DotLine)
 
 
 def _band(segments: list[Segment], lo: float, hi: float, now: float, t0: float) -> list[QRectF]:
@@ -101,14 +104,10 @@ class LevelsPanel(QWidget):
             (pg.PlotDataItem(pen=AGENT_PEN), "agent voice"),
         ):
             legend.addItem(sample, name)
-        self.turn_lines: list[pg.InfiniteLine] = []
-        self._line_texts = [""] * MAX_TURN_LINES  # a label is laid out again whenever its format changes
-        for _ in range(MAX_TURN_LINES):
-            line = pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), style=pg.QtCore.Qt.PenStyle.DashLine))
-            line.label = pg.InfLineLabel(line, text="", position=0.92)
-            line.hide()
-            self.plot.addItem(line)
-            self.turn_lines.append(line)
+        turn_pen = pg.mkPen((90, 90, 90), style=pg.QtCore.Qt.PenStyle.DashLine)
+        self.turn_lines = self._line_pool(MAX_TURN_LINES, turn_pen, 0.92)
+        self.decision_marks = self._line_pool(MAX_DECISION_MARKS, DECISION_PEN, 0.55)
+        self._mark_texts: dict[int, str] = {}  # a label is laid out again whenever its format changes
 
         self.readout = QLabel("microphone: — dBFS   agent: — dBFS")
         layout = QVBoxLayout(self)
@@ -148,16 +147,33 @@ class LevelsPanel(QWidget):
         traces.bands["agent"] = _band(m.agent_speaking[-50:] if self.live else m.agent_speaking, -20.0, -10.0, now, t0)
         traces.set_bounds(lo, hi)
         traces.update()
-        turns = [(at, tid) for at, tid in m.turns if not self.live or at >= now - self.window_s]
-        for i, (line, (at, tid)) in enumerate(zip(self.turn_lines, turns[-MAX_TURN_LINES:], strict=False)):
-            if self._line_texts[i] != (text := f"turn {tid}"):
-                self._line_texts[i] = text
+        visible = (lambda at: at >= now - self.window_s) if self.live else (lambda at: True)
+        self._place(self.turn_lines, [(at, f"turn {tid}") for at, tid in m.turns if visible(at)], t0)
+        self._place(self.decision_marks, [(at, label) for at, label in m.decisions if visible(at)], t0)
+        self.plot.setXRange(lo, hi, padding=0)
+        self.readout.setText(f"microphone: {m.caller.latest_dbfs:6.1f} dBFS   agent: {m.agent.latest_dbfs:6.1f} dBFS")
+        self.frames += 1
+
+    def _line_pool(self, size: int, pen: QPen, label_at: float) -> list[pg.InfiniteLine]:
+        """Vertical lines made once and moved each frame (creating items per frame costs the scene)."""
+        lines = []
+        for _ in range(size):
+            line = pg.InfiniteLine(angle=90, pen=pen)
+            line.label = pg.InfLineLabel(line, text="", position=label_at)
+            line.hide()
+            self.plot.addItem(line)
+            lines.append(line)
+        return lines
+
+    def _place(self, lines: list[pg.InfiniteLine], marks: list[tuple[float, str]], t0: float) -> None:
+        """The newest marks on the pool's lines; the rest hidden."""
+        marks = marks[-len(lines) :]
+        for line, (at, text) in zip(lines, marks, strict=False):
+            if self._mark_texts.get(id(line)) != text:
+                self._mark_texts[id(line)] = text
                 # The label re-renders its format on every move (setText would last one frame).
                 line.label.setFormat(text)
             line.show()  # a hidden line's label skips its update
             line.setValue(at - t0)
-        for line in self.turn_lines[len(turns[-MAX_TURN_LINES:]) :]:
+        for line in lines[len(marks) :]:
             line.hide()
-        self.plot.setXRange(lo, hi, padding=0)
-        self.readout.setText(f"microphone: {m.caller.latest_dbfs:6.1f} dBFS   agent: {m.agent.latest_dbfs:6.1f} dBFS")
-        self.frames += 1
