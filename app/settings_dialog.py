@@ -169,7 +169,7 @@ class SettingsDialog(QDialog):
         self.echo_cancellation = QCheckBox("Echo cancellation (used only while the speaker is heard)")
         self.echo_cancellation.setToolTip(
             "Removes the agent's own voice from the microphone on laptop speakers. With a headset it finds no"
-            " echo within two seconds of the agent speaking and leaves the microphone untouched."
+            " echo within about a second of the agent speaking and leaves the microphone untouched."
         )
         self.echo_cancellation.setChecked(s.echo_cancellation)
         form.addRow("Microphone", self.input_device)
