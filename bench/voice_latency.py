@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/voice_latency.json")
     parser.add_argument("--agent", action="store_true", help="calls go to the seed agent (tool calls)")
     parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's auto)")
+    parser.add_argument("--turn-detection", choices=["smart-turn", "silence"], help="default: the platform's")
     args = parser.parse_args(argv)
+    args.extra = ["--turn-detection", args.turn_detection] if args.turn_detection else []
     print("columns (ms): " + " ".join(COLUMNS))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))

@@ -131,10 +131,13 @@ class VoiceLoopConfig:
     turn_detection: Literal["smart-turn", "silence"] = "silence"
     # The model's probability that the turn is complete at or above which it commits at once.
     turn_complete_threshold: float = 0.5
-    # The model judges this far into the caller's silence, so its answer (50-100 ms) is ready at the
-    # endpoint. With less silence in its window it takes complete sentences for unfinished ones
-    # (Piper's voice, 12 complete questions: 2 under 0.5 at 0.1 s of silence, none at 0.2 s).
-    turn_judge_silence_s: float = 0.2
+    # The model judges this far into the caller's silence, so its answer (50-150 ms under load) is ready
+    # at the endpoint. With so little silence in its window it takes some complete sentences for
+    # unfinished ones (Piper's voice, 12 complete questions: 2 under 0.5 at 0.1 s of silence, none at
+    # 0.2 s), never the reverse, so an "unfinished" is judged again this far in (or at the endpoint)
+    # before the turn is held.
+    turn_judge_silence_s: float = 0.1
+    turn_rejudge_silence_s: float = 0.2
     turn_max_wait_s: float = 3.0
     # Tool decisions per turn. Each decision is an LLM pass (0.7-1.5 s on 2 cores), so by default the
     # agent calls at most one tool and then answers; 2 or more allows chains (result -> next call).

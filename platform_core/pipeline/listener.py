@@ -5,8 +5,12 @@ The listener turns the caller's track into turn signals and reports them through
 committed, a turn ended with its audio and the transcription already started at the caller's pause.
 
 With `voice.turn_detection` "smart-turn" the turn model judges the caller's audio
-`turn_judge_silence_s` into their silence, so its answer (50-100 ms) is ready by the silence
-endpoint; `TurnHold` then commits the turn or holds it open for the rest of the sentence.
+`turn_judge_silence_s` (0.1 s) into their silence, so its answer is ready by the silence endpoint
+(0.3 s) even on a loaded machine; `TurnHold` then commits the turn or holds it open for the rest of
+the sentence. With that little silence the model takes some complete sentences for unfinished ones,
+never the reverse, so an "unfinished" is judged again with more silence (`turn_rejudge_silence_s`,
+or at the endpoint) before a turn is held: a complete question commits at the endpoint, as with
+silence alone, and only the rest pay for a second look.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ class _Judging:
 
     speech_ended_at: float
     result: asyncio.Future[tuple[float, float]]
+    first_look: bool  # judged with turn_judge_silence_s of silence: an "unfinished" is judged again
 
 
 class Listener:
@@ -213,21 +218,36 @@ class Listener:
         self._early = _EarlyTranscript(signal.speech_ended_at, asyncio.ensure_future(self.engines.transcribe(audio)))
 
     def _maybe_judge(self, now: float) -> None:
-        """Ask the turn model once per silence, `turn_judge_silence_s` into it. Earlier, with less
-        silence in its window, the model takes complete sentences for unfinished ones."""
+        """Ask the turn model `turn_judge_silence_s` into each silence, and again at
+        `turn_rejudge_silence_s` if it said "unfinished" (with little silence it errs that way)."""
         detector = self.detector
         if not (self.smart_turn and detector.in_speech and detector.confirmed):
             return
-        if self._judging is not None and self._judging.speech_ended_at == detector.last_speech_end:
-            return
-        if now - detector.last_speech_end >= self.voice.turn_judge_silence_s - 1e-9:
-            self._judge(detector.last_speech_end, self._utterance(self.hold.turn_start(detector.speech_start)))
+        silence = now - detector.last_speech_end + 1e-9
+        judging = self._judging
+        if judging is None or judging.speech_ended_at != detector.last_speech_end:
+            if silence >= self.voice.turn_judge_silence_s:
+                self._judge_current(first_look=True)
+        elif judging.first_look and silence >= self.voice.turn_rejudge_silence_s and self._unfinished(judging):
+            self._judge_current(first_look=False)
 
-    def _judge(self, speech_ended_at: float, audio: Float32Array) -> _Judging:
+    def _unfinished(self, judging: _Judging) -> bool:
+        """A judgement that is in and says the turn is not complete."""
+        if not judging.result.done():
+            return False
+        judgement = _judgement(judging.result)
+        return judgement is not None and judgement.probability < self.hold.threshold
+
+    def _judge(self, started_at: float, speech_ended_at: float, *, first_look: bool) -> _Judging:
+        """The turn model's judgement of the turn (a held one's too) from `started_at` until now."""
+        audio = self._utterance(self.hold.turn_start(started_at))
+        return _Judging(speech_ended_at, asyncio.ensure_future(self.engines.turn_completion(audio)), first_look)
+
+    def _judge_current(self, *, first_look: bool) -> None:
         if self._judging is not None:
             self._judging.result.cancel()
-        self._judging = _Judging(speech_ended_at, asyncio.ensure_future(self.engines.turn_completion(audio)))
-        return self._judging
+        detector = self.detector
+        self._judging = self._judge(detector.speech_start, detector.last_speech_end, first_look=first_look)
 
     def _on_endpoint(self, signal: TurnSignal) -> None:
         """The silence endpoint (or the turn's length limit): commit, or hold for the turn model."""
@@ -238,20 +258,23 @@ class Listener:
                 judging.result.cancel()
             self._decide(signal, None, forced=forced)
             return
-        if judging is None or judging.speech_ended_at != signal.speech_ended_at:
+        stale = judging is None or judging.speech_ended_at != signal.speech_ended_at
+        if stale or (judging.first_look and self._unfinished(judging)):
             if judging is not None:
                 judging.result.cancel()
-            audio = self._utterance(self.hold.turn_start(signal.speech_started_at))
-            judging = self._judge(signal.speech_ended_at, audio)
-            self._judging = None
+            # Judged (again) with the endpoint's silence.
+            judging = self._judge(signal.speech_started_at, signal.speech_ended_at, first_look=False)
         if judging.result.done():
             self._decide(signal, _judgement(judging.result))
         else:  # the model is still at it (it usually answers before the endpoint)
-            self._spawn(self._decide_when_judged(signal, judging.result))
+            self._spawn(self._decide_when_judged(signal, judging))
 
-    async def _decide_when_judged(self, signal: TurnSignal, result: asyncio.Future[tuple[float, float]]) -> None:
-        await asyncio.wait([result])
-        self._decide(signal, _judgement(result))
+    async def _decide_when_judged(self, signal: TurnSignal, judging: _Judging) -> None:
+        await asyncio.wait([judging.result])
+        if judging.first_look and self._unfinished(judging):  # judged again with the endpoint's silence
+            judging = self._judge(signal.speech_started_at, signal.speech_ended_at, first_look=False)
+            await asyncio.wait([judging.result])
+        self._decide(signal, _judgement(judging.result))
 
     def _decide(self, signal: TurnSignal, judgement: Judgement | None, *, forced: bool = False) -> None:
         outcome = self.hold.at_endpoint(
