@@ -177,6 +177,24 @@ async def test_with_the_gateway_node_stopped_a_call_fails_at_once(broker_url: st
         assert error.conversation_id == "c2" and "no gateway node" in error.message and error.hint
 
 
+async def test_a_node_gone_during_a_call_ends_it_at_the_tools_timeout(broker_url: str, tmp_path: Path) -> None:
+    """Not at once (docs/cluster.md, not built yet): the request was delivered, so the broker has no
+    "no responders" to say; the worker waits for the tool's timeout and the reply margin."""
+    async with cluster(broker_url, tmp_path, "t5") as c:
+        c.node.gateway.set_tool_timeout("slow", 0.5)
+        await _start(c)
+        call = asyncio.create_task(c.router.call_tool("c1", "slow", {"seconds": 5}))
+        await wait_until(
+            lambda: any(a.pending_calls for a in c.node.gateway.agents()), 5, "the call to reach the agent"
+        )
+        started = time.monotonic()
+        await c.service._nc.close()  # the node's broker connection gone, as when its process dies
+        outcome = await call
+        elapsed = time.monotonic() - started
+        assert outcome.status == "timeout" and "no answer from a gateway node" in (outcome.error or ""), outcome
+        assert 0.8 < elapsed < 2.0, f"{elapsed:.2f} s: expected the 0.5 s timeout + the 1 s margin"
+
+
 async def test_a_malformed_request_gets_an_error_reply_and_the_service_keeps_serving(
     broker_url: str, tmp_path: Path
 ) -> None:

@@ -63,7 +63,8 @@ class ToolRouterService:
         self._seq = count(1)
         self._subscriptions: list[Subscription] = []
         self._unsubscribe_bus: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # requests being served
+        self._publishing: set[asyncio.Future[Any]] = set()  # tools_changed snapshots on their way
 
     async def start(self) -> None:
         s = self._subjects
@@ -81,15 +82,16 @@ class ToolRouterService:
 
     async def stop(self) -> None:
         """Stop serving (workers' new requests find no responders); requests in flight are abandoned."""
-        for subscription in self._subscriptions:
-            await subscription.unsubscribe()
+        if not self._nc.is_closed:  # closed: the broker dropped every subscription already
+            for subscription in self._subscriptions:
+                await subscription.unsubscribe()
         self._subscriptions.clear()
         if self._unsubscribe_bus is not None:
             self._unsubscribe_bus()
             self._unsubscribe_bus = None
         for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            task.cancel()  # requests being served: their workers' calls end by their own timeouts
+        await asyncio.gather(*self._tasks, *self._publishing, return_exceptions=True)  # publishes finish
         if self._nc.is_connected:
             await self._nc.flush()
 
@@ -191,8 +193,12 @@ class ToolRouterService:
         else:
             return
         for conversation_id in changed:
-            if self._nc.is_connected:
-                self._spawn(self._nc.publish(self._subjects.tools_changed, self._snapshot(conversation_id).to_bytes()))
+            if self._nc.is_connected:  # a task of its own set: cancelling a publish midway could garble the stream
+                publish = asyncio.ensure_future(
+                    self._nc.publish(self._subjects.tools_changed, self._snapshot(conversation_id).to_bytes())
+                )
+                self._publishing.add(publish)
+                publish.add_done_callback(self._publishing.discard)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -83,9 +83,9 @@ class RemoteToolRouter:
         """Cancel pending calls (they return cancelled) and stop listening; the broker stays open."""
         for call_id in list(self._pending):
             self._finish(call_id, "cancelled", error="the worker is shutting down")
-        if self._subscription is not None:
+        if self._subscription is not None and not self._nc.is_closed:
             await self._subscription.unsubscribe()
-            self._subscription = None
+        self._subscription = None
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # --- ToolRouter: conversations and tools -----------------------------------------------------------
