@@ -249,6 +249,8 @@ LAYER_RULES: tuple[tuple[str, str, str], ...] = (
     ("platform_core.engines", "platform_core.pipeline", "engines know nothing of conversations"),
     ("platform_core.pipeline", "platform_core.gateway", "the pipeline reaches agents through its ToolRouter interface"),
     ("platform_core.pipeline", "platform_core.server", "conversations know nothing of the port they came in on"),
+    ("platform_core.pipeline", "platform_core.cluster", "the voice loop reaches remote agents through its ToolRouter"),
+    ("platform_core.gateway", "platform_core.cluster", "a gateway serves agents with no broker; a node wraps it"),
     ("platform_core.calls", "platform_core.pipeline", "a call is placed from outside, over WebRTC"),
     ("platform_core.calls", "platform_core.platform", "a call is placed from outside, over WebRTC"),
     ("platform_core.server", "platform_core.platform", "the server is a part the platform assembles"),

@@ -123,6 +123,11 @@ class AgentGateway:
         if ws is not None:
             await ws.close(1012, reason)
 
+    def tool_timeout(self, conversation_id: str, name: str) -> float:
+        """The timeout a call of `name` gets in the conversation: the platform's for the tool, else what its
+        agent declared, else the default (a gateway node tells remote workers, docs/cluster.md)."""
+        return self._core.timeout_for(conversation_id, name)
+
     def set_tool_timeout(self, name: str, seconds: float) -> None:
         """Platform-side timeout for one tool (takes precedence over what the agent declares)."""
         self._core.tool_timeouts[name] = clamp_timeout(seconds)

