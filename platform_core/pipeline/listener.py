@@ -258,8 +258,11 @@ class Listener:
                 judging.result.cancel()
             self._decide(signal, None, forced=forced)
             return
-        stale = judging is None or judging.speech_ended_at != signal.speech_ended_at
-        if stale or (judging.first_look and self._unfinished(judging)):
+        if (
+            judging is None
+            or judging.speech_ended_at != signal.speech_ended_at
+            or (judging.first_look and self._unfinished(judging))
+        ):
             if judging is not None:
                 judging.result.cancel()
             # Judged (again) with the endpoint's silence.
