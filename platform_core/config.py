@@ -56,7 +56,8 @@ class EngineConfig:
     llm_threads: int = 0  # 0 = auto
     llm_context: int = 2048  # tokens per LLM slot
     # Requests the embedded llama.cpp serves at once (each slot gets llm_context tokens). More wait in
-    # the platform's queue, up to llm_queue_wait_s, then the turn gets a spoken "busy" answer.
+    # the platform's queue, up to llm_queue_wait_s, then the turn gets a spoken "busy" answer. A turn
+    # waits as long for an embedded llama.cpp that is restarting, then gets the apology.
     llm_parallel: int = 1
     llm_queue_wait_s: float = 20.0
     # llama.cpp slots beyond llm_parallel, only for requests that give way to callers: the prompt

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -38,10 +39,21 @@ LONG_ANSWER = "Please count from one to thirty in words, separated by commas."
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     # Its own platform: this test kills its LLM. The next caller's turn may wait up to 60 s for the restart
-    # (default 20 s): inside the whole suite's load the restart once took longer than 20 s.
+    # (default 20 s; the same budget covers a queued and a restarting LLM): inside the whole suite's load
+    # the restart once took longer than 20 s, and once longer than 15 s.
     running = start_platform(tmp_path_factory.mktemp("faults-platform"), "--llm-queue-wait", "60")
     yield running
     stop_platform(running.process)
+
+
+def why_failed(call: dict[str, Any], platform: RunningPlatform) -> str:
+    """A failed call's turns, the platform log's end and the busiest processes: what CI needs to explain it."""
+    turns = [{k: t.get(k) for k in ("failed", "error", "user_text", "agent_text")} for t in call.get("turns", [])]
+    log_tail = platform.log_path.read_text(errors="replace").splitlines()[-25:]
+    top = subprocess.run(["ps", "-eo", "pid,pcpu,ni,etimes,args", "--sort=-pcpu"], capture_output=True, text=True)
+    return "\n".join(
+        [f"status {call.get('status')}, turns {turns}", "platform log:", *log_tail, *top.stdout.splitlines()[:8]]
+    )
 
 
 def llama_child(parent: int) -> int:
@@ -157,7 +169,7 @@ async def test_llama_killed_mid_turn_is_noticed_restarted_and_the_next_turn_answ
     recovered_at = poller.first("ok", degraded_at)
     assert recovered_at is not None, poller.samples[-5:]
     # The next turn is answered, within 15 s of the kill, by a new llama.cpp process.
-    assert next_call["status"] == "ok" and exit_code(next_call) == EXIT_OK, next_call
+    assert next_call["status"] == "ok" and exit_code(next_call) == EXIT_OK, why_failed(next_call, platform)
     assert next_call["turns"][0]["agent_text"] and not next_call["turns"][0]["failed"]
     # The issue's budget is 15 s: alone this measures 9.9-13.0 s (the restart 5.5-7.9 s, the model's load
     # 3.5 s of it on a quiet machine); inside the whole suite it took 16.7 s once and over 20 s once. The

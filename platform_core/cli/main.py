@@ -128,7 +128,10 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stt-model", help="whisper-tiny.en, whisper-base, or a ggml .bin path")
     parser.add_argument("--llm-parallel", type=int, help="requests the embedded LLM serves at once (default: 1)")
     parser.add_argument(
-        "--llm-queue-wait", type=float, metavar="S", help="longest wait for the LLM before a 'busy' answer (20)"
+        "--llm-queue-wait",
+        type=float,
+        metavar="S",
+        help="longest wait for the LLM (queued, or restarting) before a 'busy' answer (20)",
     )
     parser.add_argument(
         "--max-calls",

@@ -26,6 +26,7 @@ def create_llm(config: EngineConfig) -> LanguageModel:
             context=config.llm_context,
             nice=config.engine_nice,
             parallel=config.llm_parallel + config.spare_llm_slots(),
+            restart_wait_s=config.llm_queue_wait_s,  # a turn's one budget for waiting on the LLM
         )
     if config.llm == "ollama":
         from platform_core.engines.llm.ollama import DEFAULT_HOST, OllamaLLM
