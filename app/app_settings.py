@@ -18,6 +18,8 @@ class AppSettings:
     # Its output is used only while the speaker is heard in the microphone (app/echo_detector.py), so a
     # headset loses nothing with it on; off, the microphone is never touched.
     echo_cancellation: bool = True
+    # 1 (or absent): saved when echo cancellation processed the microphone always and was off by default.
+    settings_version: int = 2
 
 
 def app_settings_path() -> Path:
@@ -30,7 +32,13 @@ def load_app_settings(path: Path | None = None) -> AppSettings:
     if data is None:
         return AppSettings()
     names = {f.name for f in dataclasses.fields(AppSettings)}
-    return AppSettings(**{k: v for k, v in data.items() if k in names})
+    settings = AppSettings(**{k: v for k, v in data.items() if k in names})
+    if data.get("settings_version", 1) < 2:
+        # Its "off" was chosen when the canceller also suppressed a caller on a headset, which it no
+        # longer does (it stands by where no echo is heard): a speaker-and-microphone laptop needs it on.
+        settings.echo_cancellation = True
+        settings.settings_version = 2
+    return settings
 
 
 def save_app_settings(settings: AppSettings, path: Path | None = None) -> Path:

@@ -163,6 +163,16 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     assert load_app_settings(tmp_path / "app.json") == AppSettings(input_device="vmic", push_to_talk=True)
 
 
+def test_echo_cancellation_saved_off_by_an_older_version_is_turned_on_once(tmp_path: Path) -> None:
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps({"input_device": "vmic", "echo_cancellation": False}))  # no settings_version
+    old = load_app_settings(path)
+    assert old.echo_cancellation is True and old.input_device == "vmic" and old.settings_version == 2
+    old.echo_cancellation = False  # the user turns it off again (a headset): that choice is kept
+    save_app_settings(old, path)
+    assert load_app_settings(path).echo_cancellation is False
+
+
 def test_damaged_app_settings_are_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "app.json"
     path.write_text("{not json")
