@@ -42,6 +42,9 @@ def _spin(value: float, lo: float, hi: float, step: float, decimals: int = 2) ->
     return box
 
 
+_TURN_DETECTION = [("by meaning (Smart Turn), then silence", "smart-turn"), ("by silence only", "silence")]
+
+
 class SettingsDialog(QDialog):
     def __init__(
         self,
@@ -111,6 +114,15 @@ class SettingsDialog(QDialog):
         form = QFormLayout(w)
         v = c.voice
         self.vad_threshold = _spin(v.vad_threshold, 0.05, 0.95, 0.05)
+        self.turn_detection = QComboBox()
+        for label, mode in _TURN_DETECTION:
+            self.turn_detection.addItem(label, mode)
+        self.turn_detection.setCurrentIndex(max(0, self.turn_detection.findData(v.turn_detection)))
+        self.turn_detection.setToolTip(
+            "By meaning: the Smart Turn model hears whether the sentence is finished and waits (up to "
+            f"{v.turn_max_wait_s:.0f} s) through a pause mid-sentence. By silence: every pause of the length "
+            "below ends the turn."
+        )
         self.endpoint_silence = _spin(v.endpoint_silence_s, 0.1, 3.0, 0.05)
         self.min_speech = _spin(v.min_speech_s, 0.0, 2.0, 0.05)
         self.barge_in = _spin(v.barge_in_speech_s, 0.02, 1.0, 0.02)
@@ -122,7 +134,8 @@ class SettingsDialog(QDialog):
         self.resume_after = _spin(v.false_interruption_timeout_s, 0.5, 10.0, 0.5)
         self.max_turn = _spin(v.max_turn_s, 5.0, 120.0, 5.0, 0)
         form.addRow("VAD speech threshold (0-1)", self.vad_threshold)
-        form.addRow("End of turn after silence (s)", self.endpoint_silence)
+        form.addRow("End of turn", self.turn_detection)
+        form.addRow("End of turn after silence (s, by silence only)", self.endpoint_silence)
         form.addRow("Ignore speech shorter than (s)", self.min_speech)
         form.addRow("Pause the agent after speech of (s)", self.barge_in)
         form.addRow("Interrupt the agent after speech of (s)", self.interrupt_speech)
@@ -210,6 +223,7 @@ class SettingsDialog(QDialog):
         e.llm_api_key = self.llm_api_key.text()
         e.tts_voice = self.tts_voice.text().strip() or e.tts_voice
         v.vad_threshold = self.vad_threshold.value()
+        v.turn_detection = self.turn_detection.currentData()
         v.endpoint_silence_s = self.endpoint_silence.value()
         v.min_speech_s = self.min_speech.value()
         v.barge_in_speech_s = self.barge_in.value()

@@ -138,6 +138,7 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     qtbot.addWidget(dialog)
     dialog.port.setValue(9100)
     dialog.endpoint_silence.setValue(0.6)
+    dialog.turn_detection.setCurrentIndex(dialog.turn_detection.findData("smart-turn"))
     dialog.vad_threshold.setValue(0.35)
     assert dialog.interrupt_speech.value() == pytest.approx(0.6) and dialog.interrupt_words.value() == 0
     dialog.interrupt_speech.setValue(0.8)
@@ -155,6 +156,7 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     save_app_settings(app_settings, tmp_path / "app.json")
     again = load_settings(tmp_path / "settings.json")
     assert again.server.port == 9100 and again.voice.endpoint_silence_s == pytest.approx(0.6)
+    assert again.voice.turn_detection == "smart-turn"
     assert again.voice.vad_threshold == pytest.approx(0.35) and again.engines.llm_model == "my-model"
     assert again.voice.interrupt_speech_s == pytest.approx(0.8) and again.voice.interrupt_min_words == 2
     assert again.voice.false_interruption_timeout_s == pytest.approx(3.0)

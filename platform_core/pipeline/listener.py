@@ -125,12 +125,15 @@ class Listener:
         self.voice = voice
         self.hooks = hooks
         self._spawn = spawn
+        self.smart_turn = voice.turn_detection == "smart-turn" and engines.turn_model is not None
+        if voice.turn_detection == "smart-turn" and engines.turn_model is None:
+            log.warning("no turn model (%s): turns end on silence only", engines.turn_model_missing or "not loaded")
         self.detector = TurnDetector(
             threshold=voice.vad_threshold,
             min_speech_s=voice.min_speech_s,
             barge_in_speech_s=voice.barge_in_speech_s,
             interrupt_speech_s=voice.interrupt_speech_s,
-            endpoint_silence_s=voice.endpoint_silence_s,
+            endpoint_silence_s=voice.turn_endpoint_silence_s if self.smart_turn else voice.endpoint_silence_s,
             pause_s=voice.pause_s,
             max_turn_s=voice.max_turn_s,
         )
@@ -144,9 +147,6 @@ class Listener:
         self.hold = TurnHold(
             threshold=voice.turn_complete_threshold, max_wait_s=voice.turn_max_wait_s, max_turn_s=voice.max_turn_s
         )
-        self.smart_turn = voice.turn_detection == "smart-turn" and engines.turn_model is not None
-        if voice.turn_detection == "smart-turn" and engines.turn_model is None:
-            log.warning("no turn model (%s): turns end on silence only", engines.turn_model_missing or "not loaded")
         self._partial: asyncio.Task[None] | None = None  # the words so far, for display
         self._partial_after_s = voice.partial_every_s
         # When the current utterance's first speech reached the platform: the arrival of the frame its
