@@ -167,6 +167,8 @@ def start_pulse(root: Path, *, headset: bool = False) -> PulseEnv:
             "--daemonize=no",
             "--exit-idle-time=-1",
             "--disallow-exit",
+            f"--log-target=file:{root / 'pulse.log'}",  # underruns and latency changes (the echo room's)
+            "--log-level=info",
             f"--load=module-native-protocol-unix auth-anonymous=1 socket={sock}",
             "--load=module-null-sink sink_name=vspeaker rate=48000 channels=1",
             *(

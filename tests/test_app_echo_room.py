@@ -112,6 +112,9 @@ def run_driver(pulse: PulseEnv, display: str, tmp_path: Path, *args: str) -> dic
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"app_echo_room_{args[0]}.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    pulse_log = pulse.root / "pulse.log"
+    if pulse_log.exists():  # the room's own timing: the loopback's underruns and latency changes
+        (ARTIFACTS / f"app_echo_room_{args[0]}_pulse.log").write_text(pulse_log.read_text(errors="replace"))
     assert result_path.exists(), f"driver failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(result_path.read_text())
     print(json.dumps(result, indent=1))
@@ -253,6 +256,26 @@ async def _barge_in(studio: Any, first: str, second: str, tap: Tap, result: dict
     result["barge_in_delay_s"] = session.latency.ordered()[0].metrics.get("barge_in_delay")
 
 
+async def _trace_the_canceller(call: Any, trace: list[list[Any]]) -> None:
+    """Every 0.5 s: [s since start, r, echo lag ms, engaged, ERLE dB, devices' delay ms]. A failing run
+    shows where the echo path moved or the canceller lost it."""
+    started = time.monotonic()
+    while (canceller := call.echo_canceller) is not None:
+        detector, erle = canceller.detector, canceller.erle_db
+        r = detector.correlation
+        trace.append(
+            [
+                round(time.monotonic() - started, 1),
+                None if r is None else round(r, 2),
+                detector.lag_ms,
+                detector.engaged,
+                None if erle is None else round(erle, 1),
+                canceller.delay_ms,
+            ]
+        )
+        await asyncio.sleep(0.5)
+
+
 async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any]) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
@@ -269,11 +292,15 @@ async def _scenario(studio: Any, args: argparse.Namespace, result: dict[str, Any
         await until(lambda: controller.call is not None and controller.call.conversation_id, 20, "the call")
         tap = Tap()
         tap.attach(controller.call)
+        trace = asyncio.ensure_future(_trace_the_canceller(controller.call, result.setdefault("echo_trace", [])))
         await asyncio.sleep(1.0)
-        if args.mode == "conversation":
-            await _conversation(studio, args.wavs, tolerant=args.no_aec)
-        else:
-            await _barge_in(studio, args.wavs[0], args.wavs[1], tap, result)
+        try:
+            if args.mode == "conversation":
+                await _conversation(studio, args.wavs, tolerant=args.no_aec)
+            else:
+                await _barge_in(studio, args.wavs[0], args.wavs[1], tap, result)
+        finally:
+            trace.cancel()
         canceller = controller.call.echo_canceller
         result["echo_status"] = window.echo_label.text()
         result["erle_db"] = canceller.erle_db if canceller else None
