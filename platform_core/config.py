@@ -139,9 +139,6 @@ class VoiceLoopConfig:
     # before the turn is held.
     turn_judge_silence_s: float = 0.1
     turn_rejudge_silence_s: float = 0.2
-    # With smart-turn, the silence endpoint: a turn the model judges complete commits here, sooner than
-    # on silence alone (endpoint_silence_s), since the model, not the silence, guards against a pause.
-    turn_endpoint_silence_s: float = 0.2
     turn_max_wait_s: float = 3.0
     # Tool decisions per turn. Each decision is an LLM pass (0.7-1.5 s on 2 cores), so by default the
     # agent calls at most one tool and then answers; 2 or more allows chains (result -> next call).

@@ -133,7 +133,7 @@ class Listener:
             min_speech_s=voice.min_speech_s,
             barge_in_speech_s=voice.barge_in_speech_s,
             interrupt_speech_s=voice.interrupt_speech_s,
-            endpoint_silence_s=voice.turn_endpoint_silence_s if self.smart_turn else voice.endpoint_silence_s,
+            endpoint_silence_s=voice.endpoint_silence_s,
             pause_s=voice.pause_s,
             max_turn_s=voice.max_turn_s,
         )
