@@ -96,6 +96,17 @@ def test_decoder_loops_are_collapsed() -> None:
     assert collapse_repetition("Tell me a joke. Tell me a joke. Tell me a") == "Tell me a joke."
     assert collapse_repetition("Hello? How are you? Hello? How are") == "Hello? How are you?"
     assert collapse_repetition("No. No, I said yes.") == "No. No, I said yes."
+    # Loops seen on turns joined across a pause (bench.turn_taking with smart-turn): copies whose
+    # punctuation changes, that fall back to the last word, or that drop the first sentence.
+    leap = "How many days are there in? A leap year. How many days are there in? A leap year? How many days are"
+    assert collapse_repetition(leap) == "How many days are there in? A leap year."
+    paris = "I'd like to know the weather in Paris." + " Paris." * 20
+    assert collapse_repetition(paris) == "I'd like to know the weather in Paris."
+    lisbon = "Can you tell me the weather in? Listman? " * 3 + "Listman? " * 5 + "Listman"
+    assert collapse_repetition(lisbon) == "Can you tell me the weather in? Listman?"
+    # What a caller says twice on purpose, or a sentence that starts like an earlier one, is kept.
+    for said in ("Tell me the time in. Tokyo, please.", "I want a table. A table for two.", "Hello. How are you?"):
+        assert collapse_repetition(said) == said
 
 
 @pytest.mark.slow

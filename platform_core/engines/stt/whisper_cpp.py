@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from platform_core.engines.base import EngineUnavailable, FloatAudio
+from platform_core.engines.stt.repetition import collapse_repetition
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +75,6 @@ def _shutdown() -> None:
 def clean_transcript(text: str) -> str:
     """Drop bracketed non-speech annotations, squeeze whitespace, undo decoder loops."""
     return collapse_repetition(" ".join(_NON_SPEECH.sub(" ", text).split()))
-
-
-_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
-
-
-def collapse_repetition(text: str) -> str:
-    """ "Tell me a joke. Tell me a joke. Tell me a" -> "Tell me a joke."
-
-    With a reduced audio_ctx whisper sometimes loops over the utterance until its token cap. A
-    transcript made of one run of sentences repeated (the last copy possibly cut off) is that loop.
-    """
-    sentences = [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip()]
-    for period in range(1, len(sentences) // 2 + 1):
-        head = sentences[:period]
-        rest = " ".join(sentences[period:])
-        copies = " ".join(head * (len(sentences) // period + 1))
-        if copies.startswith(rest) and len(sentences) >= 2 * period:
-            return " ".join(head)
-    return text
 
 
 LEADING_SILENCE_S = 0.5
