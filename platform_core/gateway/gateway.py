@@ -155,6 +155,12 @@ class AgentGateway:
         await self._run(self._core.end_conversation(conversation_id, asyncio.get_running_loop().time()))
         self._tools_ready.pop(conversation_id, None)
 
+    def conversation_served_elsewhere(self, conversation_id: str, where: str | None) -> None:
+        """An agent of another platform process (`where`, e.g. a cluster's gateway node) owns the conversation:
+        this gateway's owner loses it and later registrations are refused (`conversation_owned`); None
+        lifts that (the other owner is gone)."""
+        self._apply(self._core.served_elsewhere(conversation_id, where))
+
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
         return self._core.tools_for(conversation_id)
 
