@@ -58,6 +58,7 @@ async def test_entries_expire_with_their_process_and_a_worker_hears_a_node_gone(
         await clients[0].close()
         await wait_until(lambda: [g[0] for g in gone] == ["gw-b", "gw-a"], 5, "gw-a's entry to expire")
         expired_after = gone[1][2] - died
+        print(f"a silent node's entry (TTL 1 s, rounds of 0.2 s) was heard gone {expired_after:.2f} s after")
         assert 0.5 < expired_after < 2.5, f"{expired_after:.2f} s for a 1 s TTL"
         assert "no refresh for 1 s" in gone[1][1]
         rows = describe(await read_members(await open_bucket(clients[2], subjects)))
@@ -87,3 +88,47 @@ async def test_the_broker_health_follows_a_restart(tmp_path: Path) -> None:
     finally:
         await nc.close()
     assert health.state == "closed"
+
+
+async def test_a_gateway_nodes_healthz_says_degraded_while_its_broker_is_away(tmp_path: Path) -> None:
+    from platform_core.cluster.roles import GatewayNode
+    from platform_core.config import PlatformConfig
+
+    config = PlatformConfig()
+    config.server.port, config.server.api_key = 0, "key-acme-0123456789abcdef"
+    with nats_server(tmp_path / "first") as url:
+        node = GatewayNode(config, url, node_id="gw-health")
+        await node.start()
+        try:
+            status, body = await asyncio.to_thread(_get, f"{node.url}/healthz")
+            assert (status, body) == (200, "ok\n")
+            members = await read_members(await open_bucket(node._nc, Subjects()))  # type: ignore[arg-type]
+            assert [(m.id, m.role, m.url) for m in members] == [("gw-health", "gateway", node.gateway_url)]
+            port = int(url.rsplit(":", 1)[1])
+        except BaseException:
+            await node.stop()
+            raise
+    try:
+        await wait_until(lambda: node.broker.state == "reconnecting", 5, "the loss to be noticed")
+        status, body = await asyncio.to_thread(_get, f"{node.url}/healthz")
+        assert status == 503 and body.startswith("degraded: message broker") and "reconnecting" in body, body
+        with nats_server(tmp_path / "second", port=port):
+            await wait_until(lambda: node.broker.state == "connected", 10, "the reconnection")
+            status, body = await asyncio.to_thread(_get, f"{node.url}/healthz")
+            assert (status, body) == (200, "ok\n")
+            await asyncio.sleep(1.5)  # a presence round: the bucket (in memory, lost with the broker) is back
+            members = await read_members(await open_bucket(node._nc, Subjects()))  # type: ignore[arg-type]
+            assert [m.id for m in members] == ["gw-health"]
+    finally:
+        await node.stop()
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

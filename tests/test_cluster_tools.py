@@ -211,6 +211,8 @@ async def test_an_unreachable_broker_is_an_explained_error_at_once() -> None:
 def test_the_single_process_platform_does_not_load_nats() -> None:
     code = (
         "import sys, platform_core.platform, platform_core.gateway, platform_core.cluster\n"
+        "import platform_core.cli.main as cli, platform_core.cluster.roles\n"
+        "cli.build_parser().parse_args(['serve'])\n"
         "assert 'nats' not in sys.modules, sorted(m for m in sys.modules if m.startswith('nats'))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
