@@ -5,7 +5,11 @@ state follows the connection through a broker restart."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +19,11 @@ from platform_core.cli.cluster import format_status
 from platform_core.cluster import connect_broker
 from platform_core.cluster.broker import BrokerHealth
 from platform_core.cluster.presence import Member, Presence, describe, open_bucket, read_members
+from platform_core.cluster.roles import GatewayNode
 from platform_core.cluster.subjects import Subjects
-from tests.agents_helpers import wait_until
-from tests.cluster_helpers import nats_server
+from platform_core.config import PlatformConfig
+from tests.agents_helpers import ROOT, wait_until
+from tests.cluster_helpers import free_port, nats_server
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +97,6 @@ async def test_the_broker_health_follows_a_restart(tmp_path: Path) -> None:
 
 
 async def test_a_gateway_nodes_healthz_says_degraded_while_its_broker_is_away(tmp_path: Path) -> None:
-    from platform_core.cluster.roles import GatewayNode
-    from platform_core.config import PlatformConfig
-
     config = PlatformConfig()
     config.server.port, config.server.api_key = 0, "key-acme-0123456789abcdef"
     with nats_server(tmp_path / "first") as url:
@@ -124,11 +127,24 @@ async def test_a_gateway_nodes_healthz_says_degraded_while_its_broker_is_away(tm
 
 
 def _get(url: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def test_serve_as_a_gateway_node_with_no_broker_exits_with_what_to_do() -> None:
+    broker = f"nats://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "platform_core.cli.main", "serve", "--role", "gateway", "--port", "0"]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*command, "--broker", broker, "--api-key", "key-acme-0123456789abcdef"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert f"cannot reach the message broker at {broker}" in done.stderr and "nats-server" in done.stderr
+    assert time.monotonic() - started < 20
