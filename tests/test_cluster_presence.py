@@ -44,7 +44,8 @@ async def test_entries_expire_with_their_process_and_a_worker_hears_a_node_gone(
         lambda: Member("w1", "worker", "http://w", 1, 4, ["conv_1"]),
         ttl_s=1.0,
         every_s=0.2,
-        on_gone=lambda node, why: gone.append((node, why, time.monotonic())),
+        watch="gateway",
+        on_gone=lambda node, why: gone.append((node.id, why, time.monotonic())),
     )
     try:
         for p in (a, b, w):

@@ -17,6 +17,7 @@ import pytest
 
 from platform_core.bus import EventBus
 from platform_core.cluster import BrokerError, RemoteToolRouter, Subjects, ToolRouterService, connect_broker
+from platform_core.cluster.presence import Member, Presence
 from platform_core.events import ErrorOccurred, Event, ToolCallUpdated
 from tests.agents_helpers import ROOT, Platform, running_gateway, spawn_agent, stop, wait_until, write_agent
 from tests.cluster_helpers import free_port, nats_server
@@ -217,3 +218,37 @@ def test_the_single_process_platform_does_not_load_nats() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_worker_gone_silent_has_its_conversations_ended_on_the_node(broker_url: str, tmp_path: Path) -> None:
+    async with cluster(broker_url, tmp_path, "t6") as c:
+        await _start(c)
+        assert any("c1" in a.tools for a in c.node.gateway.agents())
+        worker_nc = await connect_broker(broker_url, name="worker presence")
+        node_presence = Presence(
+            c.service._nc,
+            c.subjects,
+            lambda: Member("node-1", "gateway", c.node.url(), len(c.service.conversations)),
+            ttl_s=1.0,
+            every_s=0.2,
+            watch="worker",
+            on_gone=lambda worker, why: c.service.end_conversations(worker.conversations, why),
+        )
+        worker_presence = Presence(
+            worker_nc, c.subjects, lambda: Member("w1", "worker", "http://w1", 1, 4, ["c1"]), ttl_s=1.0, every_s=0.2
+        )
+        try:
+            await worker_presence.start()
+            await node_presence.start()
+            await wait_until(lambda: "w1" in {m.id for m in node_presence.members}, 3, "the node to see the worker")
+            assert worker_presence._task is not None
+            worker_presence._task.cancel()  # the worker dies: no more writes, no delete
+            await worker_nc.close()
+            died = time.monotonic()
+            await wait_until(lambda: "c1" not in c.service.conversations, 5, "the node to end c1")
+            await wait_until(lambda: not any("c1" in a.tools for a in c.node.gateway.agents()), 2, "the agent told")
+            print(f"a silent worker's conversation ended on the node {time.monotonic() - died:.2f} s after (TTL 1 s)")
+            assert c.node.gateway.tools_for("c1") == [] and not c.node.gateway.has_agents("c1")
+        finally:
+            await node_presence.stop()
+            await worker_nc.close()

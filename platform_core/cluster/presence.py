@@ -3,8 +3,9 @@
 The bucket `<prefix>-presence` (in memory, one value per key) has a TTL: an entry not written again
 within `ttl_s` is gone, so a process that dies without a word vanishes from it within the TTL. Each
 process writes its `Member` (id, role, URL, load, conversations) every `every_s`, and deletes it when it
-stops cleanly (gone at once). A worker also reads the bucket on each round: a gateway node it saw that
-is gone now is reported (`on_gone`), and the worker fails that node's calls and frees its conversations.
+stops cleanly (gone at once). A process may also watch one role on each round: an entry of that role
+seen before and gone now is reported (`on_gone`): a worker fails a gone gateway node's calls and frees
+its conversations; a gateway node ends a gone worker's conversations (their agents are told).
 The nats-server must run with JetStream (`-js`).
 """
 
@@ -104,7 +105,8 @@ async def read_members(bucket: KeyValue) -> list[Member]:
 
 
 class Presence:
-    """Writes `member()` every `every_s`; with `on_gone`, reports gateway nodes seen and then gone."""
+    """Writes `member()` every `every_s`; with `watch` and `on_gone`, reports that role's entries seen and
+    then gone (with their last entry)."""
 
     def __init__(
         self,
@@ -114,17 +116,19 @@ class Presence:
         *,
         ttl_s: float = TTL_S,
         every_s: float = EVERY_S,
-        on_gone: Callable[[str, str], None] | None = None,
+        watch: str = "",
+        on_gone: Callable[[Member, str], None] | None = None,
     ) -> None:
         self._nc = broker
         self._subjects = subjects
         self._member = member
         self._ttl_s = ttl_s
         self._every_s = every_s
+        self._watch = watch
         self._on_gone = on_gone
         self._bucket: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
-        self._nodes: set[str] = set()  # gateway nodes seen in the last round
+        self._seen: dict[str, Member] = {}  # the watched role's entries in the last round
         self.members: list[Member] = []  # as last read
 
     async def start(self) -> None:
@@ -158,13 +162,14 @@ class Presence:
             self._bucket = await open_bucket(self._nc, self._subjects, self._ttl_s)
         member = self._member()
         await self._bucket.put(member.id, member.to_bytes())
-        if self._on_gone is None:
+        if self._on_gone is None or not self._watch:
             return
         self.members = await read_members(self._bucket)
-        nodes = {m.id for m in self.members if m.role == "gateway"}
-        for gone in sorted(self._nodes - nodes):
-            self._on_gone(gone, f"its presence entry is gone: no refresh for {self._ttl_s:g} s, or it stopped")
-        self._nodes = nodes
+        seen = {m.id: m for m in self.members if m.role == self._watch}
+        for gone in sorted(self._seen.keys() - seen.keys()):
+            why = f"its presence entry is gone: no refresh for {self._ttl_s:g} s, or it stopped"
+            self._on_gone(self._seen[gone], why)
+        self._seen = seen
 
 
 def describe(members: list[Member]) -> list[dict[str, Any]]:

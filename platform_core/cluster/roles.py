@@ -106,8 +106,12 @@ class GatewayNode:
             self._nc, self.gateway, self.bus, subjects=self.subjects, node_id=self.node_id
         )
         await self._service.start()
-        self._presence = Presence(self._nc, self.subjects, self._member)
+        self._presence = Presence(self._nc, self.subjects, self._member, watch="worker", on_gone=self._worker_gone)
         await self._presence.start()
+
+    def _worker_gone(self, worker: Member, why: str) -> None:
+        if self._service is not None:
+            self._service.end_conversations(worker.conversations, f"media worker {worker.id} is gone ({why})")
 
     def _member(self) -> Member:
         conversations = self._service.conversations if self._service else []
@@ -190,7 +194,10 @@ class MediaWorker:
         self._router = RemoteToolRouter(self._nc, self.bus, subjects=self.subjects, default_tool_timeout_s=timeout)
         await self._router.start()
         await self.platform.start(wait_for_engines=False)
-        self._presence = Presence(self._nc, self.subjects, self._member, on_gone=self._router.node_gone)
+        router = self._router
+        self._presence = Presence(
+            self._nc, self.subjects, self._member, watch="gateway", on_gone=lambda m, why: router.node_gone(m.id, why)
+        )
         await self._presence.start()
         if wait_for_engines:
             await self.platform.wait_ready()

@@ -129,6 +129,13 @@ class ToolRouterService:
         await self._gateway.wait_for_tools(query.conversation_id, wait_s)
         return {"node": self.node_id, "tools": self._snapshot(query.conversation_id).to_json()}
 
+    def end_conversations(self, conversation_ids: list[str], why: str) -> None:
+        """End these conversations here (their worker is gone, so no end will come): agents are told."""
+        for conversation_id in [c for c in conversation_ids if c in self._customers]:
+            log.warning("conversation %s ended: %s", conversation_id, why)
+            self._customers.pop(conversation_id, None)
+            self._spawn(self._gateway.conversation_ended(conversation_id))
+
     async def _ping(self, data: bytes) -> dict[str, Any]:
         return {"node": self.node_id}
 
