@@ -18,7 +18,7 @@ from platform_core.bus import EventBus
 from platform_core.cluster import RemoteToolRouter, Subjects, ToolRouterService, connect_broker
 from platform_core.events import ErrorOccurred, Event, ToolCallUpdated
 from tests.agents_helpers import Platform, running_gateway, spawn_agent, stop, wait_until, write_agent
-from tests.cluster_helpers import nats_server
+from tests.cluster_helpers import free_port, nats_server
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +156,33 @@ async def test_a_call_to_a_node_that_dies_mid_call_fails_at_once_and_the_other_n
         assert c.router.conversations == {"c1": None, "c2": None}  # both of node-a's are released
         await c.router.conversation_started("c3", "test", "acme")  # node-b, with no agent, still answers
         assert not c.router.has_agents("c3")
+
+
+async def test_after_a_broker_restart_everything_reconnects_and_calls_still_reach_the_owner(tmp_path: Path) -> None:
+    port = free_port()
+    with contextlib.ExitStack() as first:
+        url = first.enter_context(nats_server(tmp_path / "first", port))
+        async with two_nodes(url, "n4") as c:
+            await _agent_on(c.a, tmp_path)
+            await _agent_on(c.b, tmp_path)
+            await c.router.conversation_started("c1", "test", "acme")
+            assert await c.router.wait_for_tools("c1", 10)
+            owner_id = c.router.conversations["c1"]
+            assert owner_id is not None
+            owner = c.node(owner_id)
+            clients = [c.a.service._nc, c.b.service._nc, c.router._nc]
+            first.close()  # the broker stops
+            await wait_until(lambda: not any(nc.is_connected for nc in clients), 5, "every client to notice")
+            away = await c.router.call_tool("c1", "get_weather", {"location": "Oslo"})
+            assert away.status == "error" and "unreachable" in (away.error or "")
+            with nats_server(tmp_path / "second", port):
+                await wait_until(lambda: all(nc.is_connected for nc in clients), 10, "every client to reconnect")
+                for nc in clients:
+                    await nc.flush()  # its subscriptions restored at the broker
+                for city in ("Lisbon", "Porto", "Faro"):  # still the owner's agent, never the other's
+                    outcome = await c.router.call_tool("c1", "get_weather", {"location": city})
+                    assert outcome.status == "done" and outcome.result["pid"] == owner.agent.pid, outcome  # type: ignore[attr-defined]
+                await c.router.conversation_started("c2", "test", "acme")  # a new one is served as well
+                assert await c.router.wait_for_tools("c2", 10)
+                assert c.router.conversations["c2"] in ("node-a", "node-b")
+                await c.router.conversation_ended("c2")
