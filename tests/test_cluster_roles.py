@@ -5,6 +5,7 @@ connected to the gateway node, and calls placed on the worker over WebRTC. Loopb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from platform_core.cluster import Subjects, connect_broker
 from platform_core.cluster.presence import open_bucket, read_members
 from platform_core.events import Event, ToolCallUpdated
 from tests.agents_helpers import ROOT, spawn_agent, stop, wait_until, write_agent
-from tests.cluster_helpers import nats_server
+from tests.cluster_helpers import free_port, nats_server
 from tests.speech import speech_wav, words
 
 pytestmark = pytest.mark.slow
@@ -190,3 +191,27 @@ async def test_a_spoken_call_on_the_worker_is_answered_with_the_tool_result_from
         assert "gw1" not in {e["id"] for e in cluster_status(broker)}
     finally:
         await stop(agent)
+
+
+async def test_a_workers_healthz_follows_its_broker_and_calls_are_answered_while_it_is_away(tmp_path: Path) -> None:
+    port = free_port()
+    with contextlib.ExitStack() as first:
+        url = first.enter_context(nats_server(tmp_path / "first", port))
+        (tmp_path / "worker").mkdir()
+        running = start_platform(tmp_path / "worker", "--role", "worker", "--broker", url, "--node-id", "w2")
+    try:
+        # the broker stopped as the worker became ready: /healthz says so, with the reason
+        await wait_until(lambda: health(running.url)["status"] == "degraded", 5, "the worker to report its broker")
+        report = health(running.url)
+        assert report["cluster"]["state"] == "reconnecting" and url in report["reason"], report
+        assert report["engines"]["llm"]["state"] == "ok"  # the engines are fine: only the broker is away
+        answered = await place_call(running.url, text="What is two plus two?", api_key=running.api_key)
+        [turn] = answered["turns"]
+        assert turn["agent_text"] and turn["tool_calls"] == [], turn  # a plain answer, no agent to ask
+        [told] = [e for e in answered["errors"] if e["where"] == "cluster"]  # the caller hears why: no agents
+        assert "unreachable" in told["message"] and told["hint"], told
+        with nats_server(tmp_path / "second", port):
+            await wait_until(lambda: health(running.url)["status"] == "ok", 10, "the worker to reconnect")
+            assert health(running.url)["cluster"]["reconnects"] == 1
+    finally:
+        stop_platform(running.process)
