@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import Server
 
@@ -27,20 +27,16 @@ from platform_core.engines.health import EngineStatus
 from platform_core.engines.runner import Engines
 from platform_core.errors import StudioError
 from platform_core.events import EngineHealthChanged, EngineProgress, ErrorOccurred
+from platform_core.exposure import PlatformError as PlatformError  # re-exported: callers import it from here
+from platform_core.exposure import check_exposure
 from platform_core.gateway import AgentGateway, AgentInfo
 from platform_core.heap import release_free_memory
 from platform_core.models.errors import ModelError
 from platform_core.pipeline.conversation import Conversation
 from platform_core.pipeline.prompt_cache import PromptWarmer
+from platform_core.pipeline.tools import ToolRouter
 from platform_core.protocol import GATEWAY_PATH
-from platform_core.server.access import (
-    PAGE_TOKEN_PREFIX,
-    AccessGuard,
-    FailureThrottle,
-    PageTokens,
-    is_loopback,
-    weak_key_problem,
-)
+from platform_core.server.access import PAGE_TOKEN_PREFIX, access_guard_for
 from platform_core.server.app import PortInUse, start_server
 from platform_core.server.host import CallRefused, Unauthorized
 from platform_core.transport.offer import BadOffer, OfferLimits, check_offer
@@ -48,10 +44,6 @@ from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
-
-
-class PlatformError(StudioError, RuntimeError):
-    """The platform cannot start or run. `hint` says what to do."""
 
 
 @dataclass
@@ -69,40 +61,24 @@ class Call:
         await self.peer.close(reason)
 
 
-def _access_guard(server: ServerConfig) -> AccessGuard:
-    return AccessGuard(
-        server.host,
-        allowed_hosts=server.allowed_hosts,
-        allowed_origins=server.allowed_origins,
-        tokens=PageTokens(server.page_token_ttl_s),
-        throttle=FailureThrottle(server.auth_max_failures, server.auth_window_s, server.auth_lockout_s),
-    )
+class Attachment(Protocol):
+    """What a cluster role adds (platform_core/cluster/roles.py): the conversations' tool router in place
+    of the platform's own gateway, and its broker's health for /healthz."""
 
+    @property
+    def router(self) -> ToolRouter: ...
 
-def _check_exposure(server: ServerConfig) -> str | None:
-    """None on loopback; elsewhere a warning, or PlatformError if a key is weak (anyone could guess it)."""
-    if is_loopback(server.host):
-        return None
-    problems = [problem for key in server.customers() if (problem := weak_key_problem(key))]
-    if not server.customers():
-        problems.append("no API key is configured")
-    if problems:
-        raise PlatformError(
-            f"Refusing to serve on {server.host}, reachable from other machines: {problems[0]}.",
-            "Use a long random API key (--api-key, or Settings; `python -c 'import secrets; "
-            "print(secrets.token_urlsafe(24))'` makes one), or serve on 127.0.0.1.",
-        )
-    warning = (
-        f"serving on {server.host}: other machines can reach the platform; only callers and agents with "
-        "the API key get in, and the connection is not encrypted (use a TLS proxy beyond your own network)"
-    )
-    log.warning(warning)
-    return warning
+    def health(self) -> dict[str, Any]:
+        """At least "ok" (bool) and "reason"; not ok makes the platform "degraded"."""
+        ...
 
 
 class Platform:
-    def __init__(self, config: PlatformConfig | None = None, bus: EventBus | None = None) -> None:
+    def __init__(
+        self, config: PlatformConfig | None = None, bus: EventBus | None = None, *, attach: Attachment | None = None
+    ) -> None:
         self.config = config or PlatformConfig()
+        self.attachment = attach
         self.bus = bus or EventBus()
         self.gateway = AgentGateway(
             self.bus, self.config.server.customers(), default_tool_timeout_s=self.config.server.tool_timeout_s
@@ -114,7 +90,7 @@ class Platform:
         self._engines_task: asyncio.Task[Engines] | None = None
         self._port = self.config.server.port
         self._call_watchers: set[asyncio.Task[None]] = set()
-        self.access = _access_guard(self.config.server)
+        self.access = access_guard_for(self.config.server)
         self.gateway.on_auth_failure = lambda remote, problem: self.access.failed(remote, GATEWAY_PATH, problem)
         self.exposure_warning: str | None = None  # set by start() when the port is reachable from other machines
         self._opening = 0  # calls admitted and being answered, not yet in `calls`
@@ -137,7 +113,7 @@ class Platform:
         self.bus.bind_loop(asyncio.get_running_loop())
         self.watchdog.start()
         host, port = self.config.server.host, self.config.server.port
-        self.exposure_warning = _check_exposure(self.config.server)
+        self.exposure_warning = check_exposure(self.config.server)
         try:
             self._server = await start_server(self, host, port)
         except PortInUse as exc:
@@ -208,8 +184,18 @@ class Platform:
             )
 
     def health_report(self) -> dict[str, Any]:
-        """The platform's health: "loading", "ok", "degraded" (an engine restarting or failed, the
-        reason says which and why) or "failed" (the engines could not load); each engine's state."""
+        """The platform's health: "loading", "ok", "degraded" (an engine restarting or failed, or a cluster
+        role's broker unreachable: the reason says which and why) or "failed" (the engines could not
+        load); each engine's state, and a cluster role's under "cluster"."""
+        report = self._engines_report()
+        if self.attachment is not None:
+            cluster = report["cluster"] = self.attachment.health()
+            if not cluster["ok"] and report["status"] in ("ok", "degraded"):
+                report["status"] = "degraded"
+                report["reason"] = "; ".join(r for r in (report["reason"], cluster["reason"]) if r)
+        return report
+
+    def _engines_report(self) -> dict[str, Any]:
         if self.engines is None:
             task = self._engines_task
             exc = task.exception() if task is not None and task.done() and not task.cancelled() else None
@@ -350,7 +336,7 @@ class Platform:
             agent_id=agent_id,
             customer_id=customer_id,
             engines=engines,
-            router=self.gateway,
+            router=self.attachment.router if self.attachment else self.gateway,
             bus=self.bus,
             config=self.config,
         )

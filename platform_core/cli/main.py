@@ -77,6 +77,10 @@ def _print_access(platform: Platform) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    if args.role != "all":
+        from platform_core.cli.cluster import serve_role
+
+        return await serve_role(args, _config_from_args(args))
     from platform_core.platform import Platform, PlatformError
 
     platform = Platform(_config_from_args(args))
@@ -169,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the platform headless (web page, WebRTC calls, agent gateway)")
     _add_server_arguments(serve)
 
+    from platform_core.cli.cluster import add_cluster_arguments, add_role_arguments
+
+    add_role_arguments(serve)
+    add_cluster_arguments(sub.add_parser("cluster", help="a cluster on a message broker: `cluster status`"))
+
     from platform_core.cli.call import add_call_arguments
 
     call = sub.add_parser("call", help="place a WebRTC call to a running platform and write a report")
@@ -199,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return asyncio.run(_serve(args))
+    if args.command == "cluster":
+        from platform_core.cli.cluster import cluster_main
+
+        return cluster_main(args)
     if args.command == "call":
         from platform_core.cli.call import call_main
 

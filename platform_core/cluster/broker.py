@@ -14,6 +14,8 @@ import os
 import shutil
 import sys
 import sysconfig
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,33 @@ SERVER_ENV = "CONVERSIMPLE_NATS_SERVER"  # an explicit path to nats-server wins 
 
 class BrokerError(StudioError):
     """The message broker could not be reached (or the connection failed for good)."""
+
+
+@dataclass
+class BrokerHealth:
+    """The connection's state for /healthz: connected, reconnecting (with the last error) or closed."""
+
+    url: str
+    state: str = "connecting"
+    reason: str = ""
+    since: float = field(default_factory=time.monotonic)
+    reconnects: int = 0
+
+    def set(self, state: str, reason: str = "") -> None:
+        if state != self.state:
+            self.since = time.monotonic()
+        self.state, self.reason = state, reason
+
+    def to_json(self) -> dict[str, object]:
+        reason = self.reason or ("" if self.state == "connected" else f"the broker connection is {self.state}")
+        return {
+            "ok": self.state == "connected",
+            "state": self.state,
+            "reason": f"message broker {self.url}: {reason}" if reason else "",
+            "url": self.url,
+            "for_s": round(time.monotonic() - self.since, 1),
+            "reconnects": self.reconnects,
+        }
 
 
 def nats_server_path() -> Path | None:
@@ -63,25 +92,37 @@ async def connect_broker(
     name: str = "conversimple",
     connect_timeout_s: float = 3.0,
     reconnect_wait_s: float = 0.5,
+    health: BrokerHealth | None = None,
 ) -> Client:
     """A connected client that reconnects for ever once connected (subscriptions are restored by the
-    client); BrokerError when the first connection is not made within `connect_timeout_s`."""
+    client); BrokerError when the first connection is not made within `connect_timeout_s`. `health`, if
+    given, follows the connection's state."""
     import nats.aio.client
 
     client = nats.aio.client.Client()
     first_problem: list[str] = []
+    health = health or BrokerHealth(url)
 
     async def on_error(exc: Exception) -> None:
+        problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if not client.is_connected and not first_problem:
-            first_problem.append(f"{type(exc).__name__}: {exc}")
-        log.debug("broker %s: %s: %s", url, type(exc).__name__, exc)
+            first_problem.append(problem)
+        if health.state == "reconnecting":
+            health.reason = f"reconnecting: {problem}"
+        log.debug("broker %s: %s", url, problem)
 
     async def on_disconnected() -> None:
         if not client.is_closed:  # closed: we closed it (or the first connection failed)
+            health.set("reconnecting", "reconnecting: the connection was lost")
             log.warning("lost the message broker at %s; reconnecting", url)
 
     async def on_reconnected() -> None:
+        health.reconnects += 1
+        health.set("connected")
         log.warning("reconnected to the message broker at %s", url)
+
+    async def on_closed() -> None:
+        health.set("closed", "closed")
 
     try:
         async with asyncio.timeout(connect_timeout_s):
@@ -91,6 +132,7 @@ async def connect_broker(
                 error_cb=on_error,
                 disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
+                closed_cb=on_closed,
                 connect_timeout=max(1, int(connect_timeout_s)),
                 reconnect_time_wait=reconnect_wait_s,  # type: ignore[arg-type]  # seconds; a float works
                 max_reconnect_attempts=-1,
@@ -102,4 +144,5 @@ async def connect_broker(
     except Exception as exc:  # the client's own errors (a bad URL, authorization): explained the same way
         await client.close()
         raise unreachable(url, f"{type(exc).__name__}: {exc}") from None
+    health.set("connected")
     return client

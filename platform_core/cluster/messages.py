@@ -193,6 +193,16 @@ class CancelCalls(Message):
 
 
 @dataclass(frozen=True)
+class ConversationOwner(Message):
+    """A worker's decision: the node whose agent registered tools first owns the conversation (None: no
+    node owns it now, its owner's agent left or its node is gone)."""
+
+    FIELDS: ClassVar[dict[str, tuple[type, ...]]] = {"conversation_id": (str,), "node": (str, type(None))}
+    conversation_id: str
+    node: str | None
+
+
+@dataclass(frozen=True)
 class RemoteTool:
     spec: ToolSpec
     timeout_s: float  # the gateway's timeout for it: the worker waits a little longer for the reply

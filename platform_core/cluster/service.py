@@ -2,8 +2,11 @@
 
 Each request on the cluster's subjects (platform_core/cluster/subjects.py) is handled in its own task by
 calling the gateway's real `ToolRouter` methods, so a slow tool never holds up another call; a malformed
-payload gets an error reply and the service goes on. A conversation's tools are published on
-`tools_changed` whenever an agent registers, connects or disconnects (read from the node's bus).
+payload gets an error reply and the service goes on. Tool calls, cancels and pings come on the node's
+own subjects (`node.<id>.…`): a worker addresses the node whose agent owns the conversation. A
+conversation's tools are published on `tools_changed` when it starts and whenever an agent registers,
+connects or disconnects (read from the node's bus). A worker's `conversation.owner` naming another node
+makes this node refuse its own agents' registrations for it, as one gateway refuses a second connection.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from platform_core.cluster.messages import (
     CallRequest,
     CancelCalls,
     ConversationEnd,
+    ConversationOwner,
     ConversationStart,
     RemoteTool,
     ToolsQuery,
     ToolsSnapshot,
 )
-from platform_core.cluster.subjects import QUEUE_GROUP, Subjects
+from platform_core.cluster.subjects import QUEUE_GROUP, Subjects, check_node_id
 from platform_core.events import AgentConnected, AgentDisconnected, Event, ToolsRegistered
 from platform_core.gateway import AgentGateway
 
@@ -57,7 +61,7 @@ class ToolRouterService:
         self._gateway = gateway
         self._bus = bus
         self._subjects = subjects or Subjects()
-        self.node_id = node_id or f"gateway-{secrets.token_hex(3)}"
+        self.node_id = check_node_id(node_id or f"gateway-{secrets.token_hex(3)}")
         self._customers: dict[str, str] = {}  # conversation id -> customer, for the ones started here
         self._calls: dict[str, asyncio.Task[Any]] = {}  # the worker's call id -> the task serving it
         self._seq = count(1)
@@ -69,14 +73,16 @@ class ToolRouterService:
     async def start(self) -> None:
         s = self._subjects
         routes: list[tuple[str, str, Handler]] = [
-            (s.call, QUEUE_GROUP, self._call),
+            (s.node_call(self.node_id), "", self._call),
+            (s.node_ping(self.node_id), "", self._ping),
             (s.tools, QUEUE_GROUP, self._tools),
             (s.started, "", self._started),
             (s.ended, "", self._ended),
         ]
         for subject, queue, handler in routes:
             self._subscriptions.append(await self._nc.subscribe(subject, queue=queue, cb=self._serving(handler)))
-        self._subscriptions.append(await self._nc.subscribe(s.cancel, cb=self._on_cancel))
+        self._subscriptions.append(await self._nc.subscribe(s.node_cancel(self.node_id), cb=self._on_cancel))
+        self._subscriptions.append(await self._nc.subscribe(s.owner, cb=self._on_owner))
         await self._nc.flush()  # subscribed at the broker before start() returns
         self._unsubscribe_bus = self._bus.subscribe(self._on_event)
 
@@ -108,6 +114,7 @@ class ToolRouterService:
             if added:
                 self._customers.pop(start.conversation_id, None)
             raise messages.RemoteError(str(exc)) from None
+        self._publish_snapshot(start.conversation_id)  # the worker hears every node, not only the first reply
         return {"node": self.node_id, "tools": self._snapshot(start.conversation_id).to_json()}
 
     async def _ended(self, data: bytes) -> dict[str, Any]:
@@ -121,6 +128,21 @@ class ToolRouterService:
         wait_s = min(max(0.0, float(query.wait_s)), MAX_WAIT_S)
         await self._gateway.wait_for_tools(query.conversation_id, wait_s)
         return {"node": self.node_id, "tools": self._snapshot(query.conversation_id).to_json()}
+
+    def end_conversations(self, conversation_ids: list[str], why: str) -> None:
+        """End these conversations here (their worker is gone, so no end will come): agents are told."""
+        for conversation_id in [c for c in conversation_ids if c in self._customers]:
+            log.warning("conversation %s ended: %s", conversation_id, why)
+            self._customers.pop(conversation_id, None)
+            self._spawn(self._gateway.conversation_ended(conversation_id))
+
+    async def _ping(self, data: bytes) -> dict[str, Any]:
+        return {"node": self.node_id}
+
+    @property
+    def conversations(self) -> list[str]:
+        """The conversations this node has heard of and not yet heard end."""
+        return list(self._customers)
 
     async def _call(self, data: bytes) -> dict[str, Any]:
         request = CallRequest.from_bytes(data)
@@ -149,6 +171,19 @@ class ToolRouterService:
             return
         reason = cancel.reason or "cancelled by the platform"
         self._gateway.cancel_tool_calls(cancel.conversation_id, turn_id=cancel.turn_id, reason=reason)
+
+    async def _on_owner(self, msg: Msg) -> None:
+        try:
+            owner = ConversationOwner.from_bytes(msg.data)
+        except messages.MessageError as exc:
+            log.warning("ignored a malformed conversation owner message: %s", exc)
+            return
+        if owner.conversation_id not in self._customers:
+            return  # not a conversation this node started
+        where = None if owner.node in (None, self.node_id) else f"gateway node {owner.node}"
+        self._gateway.conversation_served_elsewhere(owner.conversation_id, where)
+        if where is not None:
+            self._publish_snapshot(owner.conversation_id)  # its registration is gone here: the worker hears so
 
     # --- plumbing --------------------------------------------------------------------------------------
 
@@ -193,12 +228,15 @@ class ToolRouterService:
         else:
             return
         for conversation_id in changed:
-            if self._nc.is_connected:  # a task of its own set: cancelling a publish midway could garble the stream
-                publish = asyncio.ensure_future(
-                    self._nc.publish(self._subjects.tools_changed, self._snapshot(conversation_id).to_bytes())
-                )
-                self._publishing.add(publish)
-                publish.add_done_callback(self._publishing.discard)
+            self._publish_snapshot(conversation_id)
+
+    def _publish_snapshot(self, conversation_id: str) -> None:
+        if self._nc.is_connected:  # a task of its own set: cancelling a publish midway could garble the stream
+            publish = asyncio.ensure_future(
+                self._nc.publish(self._subjects.tools_changed, self._snapshot(conversation_id).to_bytes())
+            )
+            self._publishing.add(publish)
+            publish.add_done_callback(self._publishing.discard)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

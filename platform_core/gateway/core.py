@@ -32,7 +32,7 @@ from platform_core.events import (
     ErrorOccurred,
 )
 from platform_core.gateway.frames import Frame, ProtocolError, parse_frame, push, reply_error, reply_ok
-from platform_core.gateway.registration import register_tools, release
+from platform_core.gateway.registration import register_tools, release, serve_elsewhere
 from platform_core.gateway.schema import clamp_timeout
 from platform_core.gateway.state import (
     AgentInfo,
@@ -225,6 +225,11 @@ class GatewayCore:
             if involved:
                 effects.append(Send(conn.id, push(conn.topic, "conversation_lifecycle", payload)))
         return effects
+
+    def served_elsewhere(self, conversation_id: str, where: str | None) -> list[Effect]:
+        """Another platform process's agent owns the conversation (`where` says which), or none now."""
+        conversation = self.conversations.get(conversation_id)
+        return serve_elsewhere(conversation, self.connections, where) if conversation else []
 
     def has_agents(self, conversation_id: str) -> bool:
         """Whether any agent of the conversation's customer is connected (and may register tools)."""

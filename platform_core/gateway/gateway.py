@@ -65,6 +65,7 @@ class AgentGateway:
         self._background: set[asyncio.Task[Any]] = set()
         # Told (remote IP, problem) of every wrong or missing key at the handshake (the platform throttles).
         self.on_auth_failure: Callable[[str, str], None] | None = None
+        self.refusing: str | None = None  # set: every agent is refused at the handshake (503) with this reason
 
     # --- server integration ----------------------------------------------------------------------------
 
@@ -73,6 +74,8 @@ class AgentGateway:
         (they offer the phoenix-websocket subprotocol): conversimple-sdk 0.2.4 with websockets >= 14 does
         not recognise an HTTP 401 as permanent and would retry forever, so those are accepted and refused
         at channel join with reason "unauthorized: ...", which opens the SDK's circuit breaker."""
+        if self.refusing is not None:
+            return connection.respond(503, self.refusing + "\n")
         key, _ = credentials(request.path, request.headers)
         customer, problem = self._core.authenticate(key)
         if customer is not None:
@@ -154,6 +157,12 @@ class AgentGateway:
     async def conversation_ended(self, conversation_id: str) -> None:
         await self._run(self._core.end_conversation(conversation_id, asyncio.get_running_loop().time()))
         self._tools_ready.pop(conversation_id, None)
+
+    def conversation_served_elsewhere(self, conversation_id: str, where: str | None) -> None:
+        """An agent of another platform process (`where`, e.g. a cluster's gateway node) owns the conversation:
+        this gateway's owner loses it and later registrations are refused (`conversation_owned`); None
+        lifts that (the other owner is gone)."""
+        self._apply(self._core.served_elsewhere(conversation_id, where))
 
     def tools_for(self, conversation_id: str) -> list[ToolSpec]:
         return self._core.tools_for(conversation_id)

@@ -8,6 +8,10 @@ closes, ownership is released: the reconnecting owner, or another connection, ma
 The owner's newest list replaces its earlier one. Each tool is checked on its own (schema.py): a bad
 tool is refused with the reason and the others of the same registration are registered.
 
+When several platform processes share a conversation (a cluster's gateway nodes, docs/cluster.md), one
+decides which process's agent owns it; the others are told (`serve_elsewhere`): their owner, if any, is
+refused as a second connection would be, and so is every later registration, until it is released.
+
 A connection that registers for a conversation it was not told about is either the owner reconnecting
 (it takes the released owner's role, listener or bound instance) or a dispatched per-conversation
 instance: it gets `conversation_lifecycle` started and is *bound* (no `conversation_ready` for others).
@@ -38,6 +42,8 @@ def register_tools(
             "unknown_conversation",
             f"no live conversation {conversation_id!r} for this customer; register after conversation_ready",
         )
+    if conversation.served_elsewhere is not None:
+        raise _owned_elsewhere(conversation)
     owner = connections.get(conversation.owner) if conversation.owner else None
     if owner is not None and owner.id != conn.id:
         return _refuse_contested(conn, owner, frame, conversation)
@@ -90,6 +96,41 @@ def release(conn: Connection, conversations: dict[str, Conversation]) -> None:
         conversation.owner, conversation.released, conversation.owner_was_bound = None, True, conn.bound
         for route in conversation.routes.values():
             route.connection_id = None
+
+
+def serve_elsewhere(conversation: Conversation, connections: dict[str, Connection], where: str | None) -> list[Effect]:
+    """An agent of another process (`where`) owns the conversation, or none does now (None): this
+    process's owner loses it, told with the `conversation_owned` refusal a second connection gets."""
+    conversation.served_elsewhere = where
+    owner = connections.get(conversation.owner) if conversation.owner else None
+    if where is None or owner is None:
+        return []
+    owner.registered.pop(conversation.id, None)
+    owner.told.discard(conversation.id)
+    conversation.owner, conversation.released, conversation.routes = None, False, {}
+    log.warning("conversation %s: %s registered first; refused agent %s here", conversation.id, where, owner.id)
+    assert owner.customer_id is not None
+    return [
+        Send(owner.id, reply_error(_owned_elsewhere(conversation), owner.topic or "phoenix")),
+        Publish(
+            ErrorOccurred(
+                where="agent gateway",
+                message=f"agent {owner.id} ({owner.customer_id}) lost conversation {conversation.id}: an agent on "
+                f"{where} registered its tools first",
+                hint="two agents with the same API key on different gateway nodes: stop one, or give each its own key",
+            )
+        ),
+        ToolsChanged(conversation.id),
+    ]
+
+
+def _owned_elsewhere(conversation: Conversation) -> ProtocolError:
+    return ProtocolError(
+        "conversation_owned",
+        f"conversation {conversation.id!r} is served by an agent connected to {conversation.served_elsewhere}, "
+        "which registered its tools first; only that connection may register them, until it disconnects",
+        details={"conversation_id": conversation.id, "owner": conversation.served_elsewhere},
+    )
 
 
 def _refused_tools(frame: Frame, conversation_id: str, refused: list[tuple[str, str]]) -> str:

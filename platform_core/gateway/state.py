@@ -83,6 +83,7 @@ class Conversation:
     released: bool = False  # its owner's connection closed: the reconnecting owner may register again
     owner_was_bound: bool = False  # the released owner was a per-conversation instance
     contested_by: set[str] = field(default_factory=set)  # refused connections the owner was told of
+    served_elsewhere: str | None = None  # an agent of another platform process owns it (say which)
 
 
 @dataclass

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 
+from platform_core.config import ServerConfig
+
 log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -235,3 +237,14 @@ def canonical_ip(ip: str) -> str:
     except ValueError:
         return ip
     return str(parsed.ipv4_mapped) if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped else ip
+
+
+def access_guard_for(server: ServerConfig) -> AccessGuard:
+    """The guard the settings describe (hosts, origins, page-token lifetime, the failure throttle)."""
+    return AccessGuard(
+        server.host,
+        allowed_hosts=server.allowed_hosts,
+        allowed_origins=server.allowed_origins,
+        tokens=PageTokens(server.page_token_ttl_s),
+        throttle=FailureThrottle(server.auth_max_failures, server.auth_window_s, server.auth_lockout_s),
+    )
