@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from typing import Any
 
-from platform_core.cli.progress import print_progress
+from platform_core.cli.progress import print_progress, stop_on_signals
 from platform_core.config import PlatformConfig
 from platform_core.errors import StudioError
 
@@ -46,11 +44,7 @@ async def serve_role(args: argparse.Namespace, config: PlatformConfig) -> int:
     kind = GatewayNode if args.role == "gateway" else MediaWorker
     node = kind(config, broker_url(args.broker), node_id=args.node_id)
     node.bus.subscribe(print_progress)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await node.start()
         print(f"{node.role} {node.node_id} on the broker {node.broker.url}", flush=True)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from typing import TYPE_CHECKING
 
-from platform_core.cli.progress import print_progress
+from platform_core.cli.progress import print_progress, stop_on_signals
 from platform_core.config import PlatformConfig, load_settings
 
 if TYPE_CHECKING:
@@ -85,11 +83,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     platform = Platform(_config_from_args(args))
     platform.bus.subscribe(print_progress)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await platform.start(wait_for_engines=False)
         _print_access(platform)

@@ -1,7 +1,10 @@
-"""Printing the platform's progress and errors on the terminal (`serve` and `demo`)."""
+"""The terminal side of `serve` and `demo`: progress and errors printed, and the signals that stop them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
 
 from platform_core.errors import explained
@@ -15,3 +18,13 @@ def print_progress(event: Event) -> None:
         print(f"[{event.component}]{pct} {event.message}", flush=True)
     elif isinstance(event, ErrorOccurred):
         print(f"error ({event.where}): {explained(event.message, event.hint)}", file=sys.stderr, flush=True)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (where the loop can take signal handlers): a server's way out."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
