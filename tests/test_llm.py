@@ -346,7 +346,7 @@ async def test_the_smollm2_option_answers() -> None:
             [
                 d
                 async for d in llm.stream_chat(
-                    [ChatMessage("user", "What is the capital of France? One word.")], max_tokens=16
+                    [ChatMessage("user", "What is the capital of France? One word.")], max_tokens=16, temperature=0.0
                 )
             ]
         )
