@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent_sdk.connection import Connection
-from agent_sdk.wire import ServerMessage, platform_urls
+from agent_sdk.wire import AuthenticationError, ServerMessage, platform_urls
 from tests.agents_helpers import running_gateway, wait_until
 from tests.cluster_helpers import free_port
 
@@ -69,4 +69,19 @@ async def test_a_dropped_session_reconnects_to_the_next_url() -> None:
         print(f"rejoined on the second URL {time.monotonic() - dropped:.3f} s after the first closed")
         assert joins == [a.url(), b.url()]
         assert conn.connected
+        await conn.stop()
+
+
+async def test_a_refused_key_is_permanent_whatever_the_other_urls() -> None:
+    async with running_gateway() as a, running_gateway() as b:
+
+        async def nothing(*_args: object) -> None:
+            return None
+
+        conn = Connection([a.url(), b.url()], "bad-key", "acme", nothing, nothing, backoff_initial=0.05)
+        with pytest.raises(AuthenticationError):
+            await asyncio.wait_for(conn.start(), 5)
+        await asyncio.sleep(0.2)
+        assert conn.base_url == a.url() and conn.failure is not None, "no attempt on the second URL"
+        assert b.gateway.agents() == []
         await conn.stop()
