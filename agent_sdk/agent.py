@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -44,7 +44,7 @@ class Agent:
         self,
         api_key: str | None = None,
         customer_id: str | None = None,
-        platform_url: str | None = None,
+        platform_url: str | Sequence[str] | None = None,
         max_reconnect_attempts: int | None = None,
         reconnect_backoff: float = 2.0,
         max_backoff: float = 30.0,

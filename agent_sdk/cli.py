@@ -1,4 +1,4 @@
-"""`conversimple-agent run PATH_OR_DIR --url ws://HOST:PORT/customer_sdk/websocket --api-key KEY`"""
+"""`conversimple-agent run PATH_OR_DIR --url ws://HOST:PORT/customer_sdk/websocket[,ws://…] --api-key KEY`"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from agent_sdk.agent import DEFAULT_URL
 from agent_sdk.dispatcher import Dispatcher, load_agents
-from agent_sdk.wire import AuthenticationError
+from agent_sdk.wire import AuthenticationError, platform_urls
 
 EXIT_AUTH = 3
 
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--url",
         default=os.environ.get("CONVERSIMPLE_PLATFORM_URL", DEFAULT_URL),
-        help="the platform's agent endpoint (default: %(default)s or $CONVERSIMPLE_PLATFORM_URL)",
+        help="the platform's agent endpoint, or several separated by commas (gateway nodes of a cluster: "
+        "after a failure the next attempt goes to the next one); default: %(default)s or $CONVERSIMPLE_PLATFORM_URL",
     )
     run.add_argument(
         "--api-key",
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = ", ".join(f"{a.__name__} (agent_id={a.agent_id!r})" for a in agents)
     logging.getLogger("agent_sdk").info("serving %s at %s", names, args.url)
-    dispatcher = Dispatcher(agents, args.api_key, args.url, args.customer_id)
+    dispatcher = Dispatcher(agents, args.api_key, platform_urls(args.url), args.customer_id)
     try:
         asyncio.run(_run(dispatcher))
     except AuthenticationError as exc:

@@ -1,8 +1,9 @@
 """The agent's websocket to the platform: join, heartbeat, reconnect with backoff.
 
 A refused API key is permanent (AuthenticationError, no retry); anything else is retried with
-exponential backoff and jitter. After every (re)join `on_connected` runs, so the runtime can register
-its tools again.
+exponential backoff and jitter. Given several URLs (e.g. gateway nodes of a cluster), each failed attempt
+or dropped session moves to the next one, round robin, so a dead node costs one backoff delay. After
+every (re)join `on_connected` runs, so the runtime can register its tools again.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from agent_sdk.wire import AuthenticationError, Channel, ServerMessage, connect_url, join_result, parse
+from agent_sdk.wire import AuthenticationError, Channel, ServerMessage, connect_url, join_result, parse, platform_urls
 from platform_core.protocol import SUBPROTOCOL, WS_MAX_SIZE
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ PERMANENT = ("unauthorized", "invalid_api_key", "missing_credentials", "forbidde
 class Connection:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         api_key: str,
         customer_id: str,
         on_message: Callable[[ServerMessage], Awaitable[None]],
@@ -42,7 +43,10 @@ class Connection:
         total_retry_duration: float | None = None,
         retry_refused_key: bool = False,
     ) -> None:
-        self.url = connect_url(url, api_key, customer_id)
+        self.urls = platform_urls(url)  # without credentials: these may be logged
+        self._index = 0
+        self._api_key = api_key
+        self._customer_id = customer_id
         self.channel = Channel(customer_id)
         self._on_message = on_message
         self._on_connected = on_connected
@@ -58,6 +62,19 @@ class Connection:
         self._first_join: asyncio.Future[None] | None = None
         self._stopping = False
         self.failure: BaseException | None = None  # why the connection gave up, if it did
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint the current (or next) attempt uses."""
+        return self.urls[self._index]
+
+    @property
+    def url(self) -> str:
+        """`base_url` with the customer and key in its query, as the platform expects them."""
+        return connect_url(self.base_url, self._api_key, self._customer_id)
+
+    def _rotate(self) -> None:
+        self._index = (self._index + 1) % len(self.urls)
 
     @property
     def connected(self) -> bool:
@@ -108,9 +125,10 @@ class Connection:
                     self._give_up(refused)
                     return
                 if not self._stopping:
-                    log.warning("connection to the platform failed: %s", exc)
+                    log.warning("connection to the platform at %s failed: %s", self.base_url, exc)
             if self._stopping:
                 return
+            self._rotate()
             attempt += 1
             retrying_since = retrying_since or loop.time()
             out_of_attempts = self.max_reconnect_attempts is not None and attempt > self.max_reconnect_attempts
@@ -149,6 +167,7 @@ class Connection:
                 if any(p in problem.lower() for p in PERMANENT):
                     raise AuthenticationError(problem)
                 raise ConnectionError(f"channel join refused: {problem}")
+            log.info("connected to the platform at %s", self.base_url)
             self._ws = ws
             heartbeat = asyncio.create_task(self._heartbeat())
             try:

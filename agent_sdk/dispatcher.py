@@ -57,7 +57,7 @@ class Dispatcher:
         self,
         agents: Sequence[type[Agent]],
         api_key: str,
-        platform_url: str = DEFAULT_URL,
+        platform_url: str | Sequence[str] = DEFAULT_URL,
         customer_id: str | None = None,
         **connection_options: Any,
     ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -54,7 +54,7 @@ AgentT = TypeVar("AgentT", bound=ServedAgent)
 class Runtime(Generic[AgentT]):
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         api_key: str,
         customer_id: str,
         factory: Callable[[str, str | None], AgentT | None],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +27,15 @@ class ServerMessage:
 def derived_customer_id(api_key: str) -> str:
     """The id conversimple-sdk derives from a key when none is given (kept for topic compatibility)."""
     return hashlib.md5(api_key.encode()).hexdigest()[:12]
+
+
+def platform_urls(value: str | Sequence[str]) -> list[str]:
+    """The platform's agent endpoints: one URL, a comma-separated string of them, or a list."""
+    parts = value.split(",") if isinstance(value, str) else [p for item in value for p in item.split(",")]
+    urls = [p.strip() for p in parts if p.strip()]
+    if not urls:
+        raise ValueError("no platform URL given")
+    return urls
 
 
 def connect_url(url: str, api_key: str, customer_id: str) -> str:

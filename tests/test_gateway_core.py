@@ -228,6 +228,19 @@ def test_a_reconnecting_listener_hears_of_conversations_started_while_it_was_awa
     assert sent(core.start_conversation("c3", "agent-a", "acme", 4.0), back)[0][3] == "conversation_ready"
 
 
+def test_a_listener_refused_while_another_node_owned_hears_again_once_that_owner_is_gone() -> None:
+    core = GatewayCore(KEYS)
+    core.start_conversation("c1", "agent-a", "acme", 0.0)
+    core.served_elsewhere("c1", "gateway node gw-a")
+    failed_over = connect(core)  # the agent of gw-a's, reconnected here
+    assert register(core, failed_over, [WEATHER])[0][4]["response"]["code"] == "conversation_owned"
+    ready = sent(core.served_elsewhere("c1", None), failed_over)
+    assert [(m[3], m[4]["conversation_id"]) for m in ready] == [("conversation_ready", "c1")]
+    assert not [m for m in register(core, failed_over, [WEATHER]) if m[3] == "phx_reply"]
+    assert core.conversations["c1"].owner == failed_over and not core.connections[failed_over].bound
+    assert core.served_elsewhere("c1", None) == []  # nothing lifted twice
+
+
 def test_a_reconnecting_instance_stays_bound() -> None:
     core = GatewayCore(KEYS)
     instance = registered(core, "c1")

@@ -37,6 +37,7 @@ class OwnerProbe:
         self._on_gone = on_gone
         self._nodes: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._checking: dict[str, asyncio.Task[None]] = {}  # nodes a one-off `check` is pinging now
 
     def watch(self, nodes: set[str]) -> None:
         """The nodes that hold this worker's pending calls now (empty: stop pinging)."""
@@ -44,8 +45,23 @@ class OwnerProbe:
         if self._nodes and (self._task is None or self._task.done()):
             self._task = asyncio.ensure_future(self._run())
 
+    def check(self, node: str) -> None:
+        """Ping `node` once now (an agent of its conversation appeared on another node: it may be failing
+        over from a dead one, whose registration must then be released before the agent's new one)."""
+        if node in self._checking:
+            return
+        task = self._checking[node] = asyncio.ensure_future(self._check(node))
+        task.add_done_callback(lambda _t: self._checking.pop(node, None))
+
+    async def _check(self, node: str) -> None:
+        if await self._is_gone(node):
+            self._nodes.discard(node)
+            self._on_gone(node, "it stopped answering on the broker: no responders to a ping")
+
     async def aclose(self) -> None:
         self._nodes = set()
+        for check in list(self._checking.values()):
+            check.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

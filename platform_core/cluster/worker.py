@@ -267,8 +267,13 @@ class RemoteToolRouter:
             raise messages.MessageError("a tools snapshot must be an object")
         snapshot = ToolsSnapshot.from_json(value)
         view = self._conversations.get(snapshot.conversation_id)
-        if view is None or not view.apply(snapshot):
-            return  # another worker's conversation, an old snapshot, or the owner unchanged
+        if view is None:
+            return  # another worker's conversation
+        owner = view.owner
+        if not view.apply(snapshot):
+            if owner is not None and snapshot.node != owner and snapshot.has_agents:
+                self._probe.check(owner)  # an agent failing over from a dead owner waits on its release
+            return  # an old snapshot, or the owner unchanged
         self._tell_owner(snapshot.conversation_id, view.owner)
         ready = self._ready.get(snapshot.conversation_id)
         if ready is not None and view.owner is not None:

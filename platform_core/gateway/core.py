@@ -227,9 +227,20 @@ class GatewayCore:
         return effects
 
     def served_elsewhere(self, conversation_id: str, where: str | None) -> list[Effect]:
-        """Another platform process's agent owns the conversation (`where` says which), or none now."""
+        """Another platform process's agent owns the conversation (`where` says which), or none now.
+        When the other owner is gone, this process's listeners hear of the conversation again: one refused
+        meanwhile (e.g. failing over from the dead owner's node) has let it go, and may now take it."""
         conversation = self.conversations.get(conversation_id)
-        return serve_elsewhere(conversation, self.connections, where) if conversation else []
+        if conversation is None:
+            return []
+        lifted = where is None and conversation.served_elsewhere is not None
+        effects = serve_elsewhere(conversation, self.connections, where)
+        if lifted and conversation.owner is None:
+            for conn in self._joined(conversation.customer_id):
+                if not conn.bound and conversation_id not in conn.registered:
+                    conn.told.add(conversation_id)
+                    effects.append(Send(conn.id, push(conn.topic, "conversation_ready", self._ready(conversation))))
+        return effects
 
     def has_agents(self, conversation_id: str) -> bool:
         """Whether any agent of the conversation's customer is connected (and may register tools)."""
