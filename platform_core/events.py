@@ -205,6 +205,8 @@ class TurnCompleted(Event):
     agent_text: str  # only the words actually played
     interrupted: bool
     metrics: dict[str, float | None]
+    # How long before the turn was committed its LLM work started, at the caller's pause (None: it did not).
+    llm_head_start_s: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

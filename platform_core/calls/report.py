@@ -82,6 +82,7 @@ def _turns(tracker: CallTracker, voice_clock: AgentVoiceClock, speech_ends: list
                 "error": failures[0] if failures else None,
                 "tool_calls": calls,
                 "metrics": metrics,
+                "llm_head_start_s": done.llm_head_start_s if done else None,
             }
         )
     return turns

@@ -42,6 +42,8 @@ def _config_from_args(args: argparse.Namespace) -> PlatformConfig:
         config.voice.turn_detection = args.turn_detection
     if getattr(args, "turn_max_wait", None) is not None:
         config.voice.turn_max_wait_s = args.turn_max_wait
+    if getattr(args, "endpoint_silence", None) is not None:
+        config.voice.endpoint_silence_s = args.endpoint_silence
     if getattr(args, "llm_parallel", None):
         config.engines.llm_parallel = args.llm_parallel
     if getattr(args, "llm_queue_wait", None) is not None:
@@ -144,6 +146,9 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--turn-detection",
         choices=["smart-turn", "silence"],
         help="end turns by the turn model, holding unfinished sentences, or by silence alone (default)",
+    )
+    parser.add_argument(
+        "--endpoint-silence", type=float, metavar="S", help="the caller's silence that ends a turn (0.3)"
     )
     parser.add_argument(
         "--turn-max-wait", type=float, metavar="S", help="longest hold of a turn the model judges unfinished (3)"

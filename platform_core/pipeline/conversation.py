@@ -139,6 +139,7 @@ class Conversation:
         if self.state == "ended":
             return
         self._interrupt("conversation ended")
+        self.responder.drop_early()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -243,6 +244,16 @@ class Conversation:
         if turn_id == self._next_turn_id:
             self.bus.publish(TranscriptPartial(conversation_id=self.conversation_id, turn_id=turn_id, text=text))
             self.floor.words_heard(len(text.split()))
+
+    def on_pause_transcript(self, transcript: asyncio.Future[str]) -> None:
+        if self._current is None:  # the agent is not answering: its LLM work for the next turn may start
+            transcript.add_done_callback(self._start_early)
+
+    def _start_early(self, transcript: asyncio.Future[str]) -> None:
+        if transcript.cancelled() or transcript.exception() is not None:
+            return  # the caller went on speaking (or the turn's own transcription reports the failure)
+        if self._current is None and self.state == "active":
+            self.responder.start_early(transcript.result())
 
     def on_turn_held(self, probability: float, wait_s: float, model_s: float, speech_ended_at: float) -> None:
         self.bus.publish(
@@ -374,6 +385,7 @@ class Conversation:
                 agent_text=agent_text,
                 interrupted=interrupted,
                 metrics=dict(turn.metrics),
+                llm_head_start_s=turn.llm_head_start_s,
             )
         )
 

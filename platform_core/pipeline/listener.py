@@ -81,6 +81,11 @@ class RecognitionHooks(Protocol):
 
     def on_partial_transcript(self, turn_id: int, text: str) -> None: ...
 
+    def on_pause_transcript(self, transcript: asyncio.Future[str]) -> None:
+        """The caller paused: `transcript` is the transcription of the turn so far (the turn's own if they
+        stay silent until it ends)."""
+        ...
+
     def on_turn_held(self, probability: float, wait_s: float, model_s: float, speech_ended_at: float) -> None:
         """The turn model judged the caller unfinished at the endpoint: the turn waits up to `wait_s`."""
         ...
@@ -216,6 +221,7 @@ class Listener:
             self._early.text.cancel()
         audio = self._utterance(self.hold.turn_start(signal.speech_started_at))
         self._early = _EarlyTranscript(signal.speech_ended_at, asyncio.ensure_future(self.engines.transcribe(audio)))
+        self.hooks.on_pause_transcript(self._early.text)
 
     def _maybe_judge(self, now: float) -> None:
         """Ask the turn model `turn_judge_silence_s` into each silence, and again at

@@ -41,10 +41,10 @@ async def warm_prompts(engines: Engines, config: PlatformConfig, tools: list[Too
         if tools:
             await warm_tool_choice(engines.llm, tools, PROBE)
         if system_prompt:
-            await _process(engines, [ChatMessage("system", system_prompt), *PROBE])
+            await process_prompt(engines, [ChatMessage("system", system_prompt), *PROBE])
 
 
-async def _process(engines: Engines, messages: list[ChatMessage]) -> None:
+async def process_prompt(engines: Engines, messages: list[ChatMessage]) -> None:
     """One token's request: llama.cpp processes `messages` and keeps them in a slot's KV cache."""
     async for _ in engines.llm.stream_chat(messages, max_tokens=1):
         pass
@@ -57,7 +57,7 @@ async def warm_reply_prefix(engines: Engines, messages: list[ChatMessage]) -> No
     the model names a tool: beside a call's arguments it slowed their decoding more than it saved the
     reply (tool_choice 764 -> 1076 ms). It gives way when a caller has to wait."""
     with contextlib.suppress(LLMError, EngineUnavailable), engines.llm_queue.gives_way("when_waiting"):
-        await _process(engines, messages)
+        await process_prompt(engines, messages)
 
 
 class PromptWarmer:

@@ -20,6 +20,7 @@ from platform_core.engines.llm.queue import LLMBusy
 from platform_core.engines.runner import Engines
 from platform_core.events import AgentTextDelta, ErrorOccurred, Event, LLMQueued, TranscriptFinal
 from platform_core.pipeline.draft import DraftReply
+from platform_core.pipeline.early_start import EarlyStart
 from platform_core.pipeline.playback import Playback
 from platform_core.pipeline.prompt_cache import warm_prompts, warm_reply_prefix
 from platform_core.pipeline.sentences import ClauseSplitter
@@ -71,6 +72,7 @@ class Responder:
         self.record_metric = record_metric
         self.publish = publish
         self._waited_for_tools = False
+        self._early: EarlyStart | None = None  # the next turn's LLM work, started at the caller's pause
 
     async def respond(self, turn: Turn) -> None:
         if turn.audio is not None:
@@ -83,11 +85,14 @@ class Responder:
             return
         self.history.append(ChatMessage("user", turn.user_text))
         tools = await self._tools()
-        draft = self._start_draft() if tools else None
-        prefix = self._warm_reply_prefix() if tools and draft is None else None
+        early = self._adopt_early(turn, tools)
+        draft = self._start_draft() if tools and early is None else None
+        prefix = early.prefix if early is not None else None
+        if early is None and tools and draft is None:
+            prefix = self._warm_reply_prefix()
         try:
             # A tool call's arguments decode faster alone, and the reply then needs the tool's result.
-            await self._use_tools(turn, tools, on_call=prefix.cancel if prefix is not None else None)
+            await self._use_tools(turn, tools, on_call=prefix.cancel if prefix is not None else None, early=early)
             if prefix is not None:
                 await asyncio.wait({prefix})  # nearly done: the reply starts from what it processed
             failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
@@ -100,8 +105,42 @@ class Responder:
         finally:
             if prefix is not None:
                 prefix.cancel()
+            if early is not None:
+                early.cancel()
             if draft is not None:
                 await draft.close()
+
+    def start_early(self, text: str) -> None:
+        """The caller paused after saying `text`: start the next turn's LLM work now (pipeline/early_start.py)."""
+        self.drop_early()
+        text = text.strip()
+        if text and self._may_start_early():
+            tools = self.router.tools_for(self.conversation_id)
+            heard = self._recent_history_for(text)
+            self._early = EarlyStart(self.engines, text, len(self.history), heard, self._prompt_for(text), tools)
+
+    def _may_start_early(self) -> bool:
+        """Only on the embedded LLM (a remote server's requests are not ours to spend), without reply drafts,
+        and while no caller waits for the LLM."""
+        engines = self.config.engines
+        return engines.llm == "embedded" and not engines.llm_draft_reply and not self.engines.llm_queue.waiting
+
+    def drop_early(self) -> None:
+        """Stop the work started for words the caller may not have finished."""
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+
+    def _adopt_early(self, turn: Turn, tools: list[ToolSpec]) -> EarlyStart | None:
+        """The work started at the pause, if it was for the turn's words, this history and these tools."""
+        early, self._early = self._early, None
+        if early is not None and early.matches(turn.user_text, len(self.history) - 1, tools):
+            turn.llm_head_start_s = round(early.age_s(), 4)
+            return early
+        if early is not None:
+            log.debug("LLM work started at the pause dropped: it was for other words (%r)", early.text)
+            early.cancel()
+        return None
 
     def _start_draft(self) -> DraftReply | None:
         """The reply, drafted beside the tool choice (pipeline/draft.py) when the LLM has a slot to spare."""
@@ -173,7 +212,13 @@ class Responder:
             tools = await self.router.wait_for_tools(self.conversation_id, FIRST_TOOLS_WAIT_S)
         return tools
 
-    async def _use_tools(self, turn: Turn, tools: list[ToolSpec], on_call: Callable[[], object] | None = None) -> None:
+    async def _use_tools(
+        self,
+        turn: Turn,
+        tools: list[ToolSpec],
+        on_call: Callable[[], object] | None = None,
+        early: EarlyStart | None = None,
+    ) -> None:
         if not tools:
             return
         called: set[str] = set()
@@ -182,7 +227,10 @@ class Responder:
             self._note_if_queued(turn)
             # The same tools every step, so the prompt's cached prefix serves the whole chain.
             try:
-                choice = await choose_tool(self.engines.llm, self._recent_history(), tools, on_call=on_call)
+                adopted, choice = await early.tool_choice() if early is not None else (False, None)
+                early = None  # the first step's only
+                if not adopted:
+                    choice = await choose_tool(self.engines.llm, self._recent_history(), tools, on_call=on_call)
             except LLMBusy:
                 raise  # the reply would wait in the same queue: the turn gets the busy answer
             except LLMError as exc:  # e.g. a tool schema the server's grammar refused: answer without tools
@@ -233,6 +281,15 @@ class Responder:
     def _prompt(self) -> list[ChatMessage]:
         profile = self.config.profile_for(self.agent_id)
         return [ChatMessage("system", profile.system_prompt), *self._recent_history()]
+
+    def _recent_history_for(self, text: str) -> list[ChatMessage]:
+        """What `_recent_history` will be once the caller's words `text` are in the history."""
+        return [*self.history, ChatMessage("user", text)][-HISTORY_MESSAGES:]
+
+    def _prompt_for(self, text: str) -> list[ChatMessage]:
+        """What `_prompt` will be once the caller's words `text` are in the history."""
+        profile = self.config.profile_for(self.agent_id)
+        return [ChatMessage("system", profile.system_prompt), *self._recent_history_for(text)]
 
     async def _stream_reply(self, turn: Turn, draft: DraftReply | None = None) -> None:
         """Stream the answer to TTS clause by clause: the draft's when it can be adopted, else a new one.

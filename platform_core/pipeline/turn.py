@@ -34,6 +34,7 @@ class Turn:
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     first_audio_at: float | None = None  # the turn's first audio sent (a filler's, if one was said)
     answer_audio_at: float | None = None  # the answer's own first audio sent
+    llm_head_start_s: float | None = None  # its LLM work started this long before it, at the pause
 
     def segment_enqueued(self) -> None:
         self.pending_segments += 1
