@@ -1,17 +1,28 @@
-"""A real nats-server for the cluster tests (JetStream on, for presence), stopped by its PID."""
+"""The cluster tests' set-ups: a real nats-server (JetStream on, for presence), stopped by its PID; stand-in
+media workers and presence entries for the front door's tests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
-from platform_core.cluster.broker import nats_server_path
+from platform_core.cluster.broker import connect_broker, nats_server_path
+from platform_core.cluster.presence import Member, open_bucket
+from platform_core.cluster.subjects import Subjects
+from platform_core.protocol import CALL_PATH
 from tests.desktop_env import _stop  # SIGTERM, then SIGKILL: the house way to stop a child
 
 
@@ -46,3 +57,64 @@ def nats_server(store: Path, port: int = 0) -> Iterator[str]:
         yield f"nats://127.0.0.1:{port}"
     finally:
         _stop(proc)
+
+
+# --- the front door's tests: stand-in workers (no engines) and processes of every role ---------------
+
+
+@dataclass
+class StandInWorker:
+    """A /call endpoint that answers (or refuses) every offer as a media worker would, without WebRTC:
+    `answer` sends a fake answer and then `ended` when the caller hangs up; `refuse` a (busy) error."""
+
+    id: str
+    refuse: str | None = None
+    offers: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    server: Server | None = None
+
+    async def handle(self, connection: ServerConnection) -> None:
+        offer = json.loads(await connection.recv())
+        self.offers.append(offer)
+        if self.refuse is not None:
+            await connection.send(json.dumps({"type": "error", "message": self.refuse, "hint": "stand-in"}))
+            return
+        answer = {"type": "answer", "sdp": f"v=0 answer of {self.id}", "conversation_id": f"conv_{self.id}"}
+        await connection.send(json.dumps(answer))
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in connection:
+                if json.loads(raw).get("type") == "hangup":
+                    await connection.send(json.dumps({"type": "ended", "reason": "caller hung up"}))
+                    return
+
+    async def start(self) -> StandInWorker:
+        self.server = await serve(self.handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{next(iter(self.server.sockets)).getsockname()[1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def worker_entry(worker_id: str, url: str, *, active: int = 0, capacity: int = 4) -> Member:
+    return Member(worker_id, "worker", url, active, capacity, [])
+
+
+async def put_presence(broker: str, *members: Member) -> None:
+    """Write presence entries as the workers would (they expire with the bucket's TTL unless rewritten)."""
+    nc = await connect_broker(broker, name="test presence")
+    try:
+        bucket = await open_bucket(nc, Subjects())
+        for member in members:
+            await bucket.put(member.id, member.to_bytes())
+    finally:
+        await nc.close()
+
+
+async def offer_through(url: str, api_key: str, *, sdp: str = "v=0 offer") -> tuple[ClientConnection, dict[str, Any]]:
+    """A caller's /call on `url` with a fake offer: the connection and the first reply."""
+    ws = await connect(url.replace("http://", "ws://") + CALL_PATH, proxy=None)
+    await ws.send(json.dumps({"type": "offer", "sdp": sdp, "api_key": api_key}))
+    return ws, json.loads(await asyncio.wait_for(ws.recv(), 20))
