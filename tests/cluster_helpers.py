@@ -8,7 +8,10 @@ import contextlib
 import json
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from bench.harness import REPO, RunningPlatform, start_platform
 from platform_core.cluster.broker import connect_broker, nats_server_path
 from platform_core.cluster.presence import Member, open_bucket
 from platform_core.cluster.subjects import Subjects
@@ -118,3 +122,52 @@ async def offer_through(url: str, api_key: str, *, sdp: str = "v=0 offer") -> tu
     ws = await connect(url.replace("http://", "ws://") + CALL_PATH, proxy=None)
     await ws.send(json.dumps({"type": "offer", "sdp": sdp, "api_key": api_key}))
     return ws, json.loads(await asyncio.wait_for(ws.recv(), 20))
+
+
+# --- processes of every role (`serve --role ...`, bench/harness.py) ------------------------------------
+
+
+def health(url: str) -> dict[str, Any]:
+    """A process's /healthz report (also while degraded: 503 carries the same report)."""
+    request = urllib.request.Request(f"{url}/healthz?format=json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())  # type: ignore[no-any-return]
+
+
+def cluster_status(broker: str) -> list[dict[str, Any]]:
+    """`conversimple-platform cluster status --json`: the presence entries."""
+    command = [sys.executable, "-m", "platform_core.cli.main", "cluster", "status", "--broker", broker, "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def start_role(tmp: Path, role: str, broker: str, node_id: str, *extra: str) -> RunningPlatform:
+    """`serve --role <role> --broker <broker> --node-id <id>` in its own process, once it listens."""
+    started = time.monotonic()
+    running = start_platform(tmp, "--role", role, "--broker", broker, "--node-id", node_id, *extra)
+    print(f"{role} {node_id} ready in {time.monotonic() - started:.2f} s")
+    return running
+
+
+def wait_for_workers(front_url: str, count: int, timeout: float = 20.0) -> dict[str, Any]:
+    """The front door's /healthz once it sees `count` media workers."""
+    deadline = time.monotonic() + timeout
+    while len((report := health(front_url))["workers"]) != count:
+        assert time.monotonic() < deadline, f"the front door sees {report['workers']}, not {count} workers"
+        time.sleep(0.1)
+    return report
+
+
+def wait_for_load(front_url: str, active: dict[str, int], timeout: float = 20.0) -> None:
+    """Until the front door's /healthz shows each worker's `active` calls as given (presence: every 1 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {w: r["active"] for w, r in health(front_url)["workers"].items()}
+        if seen == active:
+            return
+        assert time.monotonic() < deadline, f"the front door sees {seen} calls, not {active}"
+        time.sleep(0.1)

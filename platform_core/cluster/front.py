@@ -130,6 +130,7 @@ class FrontDoor:
             "cluster": broker,
             "workers": {w.id: {"active": w.active, "capacity": w.capacity, "url": w.url} for w in workers},
             "free_capacity": free,
+            "unreachable": {w.id: self.unreachable.why[w.id] for w in workers if w.id in self.unreachable.why},
             "calls": {"relayed_now": len(self.relays), "placed": dict(self.placements.total)},
         }
 
