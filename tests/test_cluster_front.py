@@ -95,6 +95,7 @@ async def test_calls_through_the_front_door_are_spread_over_both_workers(
     report = await place_call(front.url, text="What is two plus two?", api_key=front.api_key)  # a typed turn
     [turn] = report["turns"]
     assert turn["agent_text"], report  # the conversation's events come back through the relay
+    assert report["worker"] in ("w1", "w2")
 
 
 async def test_after_kill_9_of_a_worker_the_caller_is_told_and_the_next_call_goes_to_the_other(

@@ -164,3 +164,12 @@ async def test_the_caller_is_told_when_its_worker_drops_the_call(broker: str) ->
         ended = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert error["type"] == "error" and "media worker w1 is gone" in error["message"], error
         assert ended["type"] == "ended" and "media worker w1 is gone" in ended["reason"], ended
+
+
+async def test_a_refusal_every_worker_would_give_goes_to_the_caller_naming_the_worker(broker: str) -> None:
+    keys = StandInWorker("w1", refuse="unauthorized: invalid API key")  # the worker has other keys
+    async with front_door(broker) as front, stand_ins(keys, StandInWorker("w2")) as [w1, w2]:
+        await put_presence(broker, worker_entry("w1", w1.url, capacity=8), worker_entry("w2", w2.url))
+        _, reply = await offer_through(front.url, KEY)
+        assert reply["message"] == "media worker w1 refused the call: unauthorized: invalid API key", reply
+        assert w2.offers == []  # not tried: it would say the same

@@ -184,8 +184,8 @@ class FrontDoor:
                 log.warning("media worker %s is unreachable, trying the next: %s", candidate.id, exc)
                 continue
             except WorkerRefused as exc:
-                if not exc.another_may_take_it:
-                    raise CallRefused(exc.message, exc.hint) from exc
+                if not exc.another_may_take_it:  # every worker would say the same (keys, the offer)
+                    raise CallRefused(f"media worker {candidate.id} refused the call: {exc.message}", exc.hint) from exc
                 tried[candidate.id] = exc.message
                 continue
             self.placements.add(candidate.id)

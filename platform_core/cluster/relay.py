@@ -96,10 +96,15 @@ def _is_ended(raw: str | bytes) -> bool:
     return False
 
 
-async def _caller_to_worker(caller: ServerConnection, worker: ClientConnection) -> None:
+async def _caller_to_worker(caller: ServerConnection, worker: ClientConnection) -> bool:
+    """Copies the caller's messages; True when the caller left, False when the worker's connection failed."""
     with contextlib.suppress(ConnectionClosed):
         async for raw in caller:
-            await worker.send(raw)
+            try:
+                await worker.send(raw)
+            except ConnectionClosed:
+                return False
+    return True
 
 
 async def _worker_to_caller(caller: ServerConnection, worker: ClientConnection) -> bool:
@@ -118,11 +123,16 @@ async def relay(caller: ServerConnection, worker: ClientConnection, worker_id: s
     downstream = asyncio.ensure_future(_worker_to_caller(caller, worker))
     try:
         await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
-        if upstream.done():  # the caller left: the worker ends the call when its /call closes
+        if upstream.done() and upstream.result():  # the caller left: the worker ends the call as /call closes
             await worker.close()
-            await asyncio.wait_for(downstream, 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(downstream, 5)
             return "the caller left"
-        if downstream.result():
+        try:
+            ended_by_worker = await asyncio.wait_for(downstream, 5)
+        except TimeoutError:
+            ended_by_worker = False
+        if ended_by_worker:
             return "ended by the worker"
         return await _tell_worker_gone(caller, worker, worker_id)
     finally:

@@ -3,7 +3,8 @@
 client -> server: {"type": "offer", "sdp", "agent_id"?, "api_key", "feed": "all" | "no-levels"},
                   later {"type": "text", "text"} and {"type": "hangup"}
                   (api_key: an API key, or the token in the platform's page; required)
-server -> client: {"type": "answer", "sdp", "conversation_id"}, {"type": "event", "event": {...}},
+server -> client: {"type": "answer", "sdp", "conversation_id"} (through a cluster's front door also
+                  "worker" and "worker_url": the media worker serving the call), {"type": "event", "event": {...}},
                   {"type": "error", "message", "hint"}, {"type": "ended", "reason", "dropped_events"}
 
 Every message is checked at the edge (server/messages.py): a bad offer is answered with one error and
