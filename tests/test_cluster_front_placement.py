@@ -173,3 +173,15 @@ async def test_a_refusal_every_worker_would_give_goes_to_the_caller_naming_the_w
         _, reply = await offer_through(front.url, KEY)
         assert reply["message"] == "media worker w1 refused the call: unauthorized: invalid API key", reply
         assert w2.offers == []  # not tried: it would say the same
+
+
+async def test_while_the_broker_is_away_a_new_call_is_refused_saying_so(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(nats_server(tmp_path / "nats"))
+        async with front_door(url) as front:
+            stack.close()  # the broker stops
+            await asyncio.sleep(0.3)
+            assert front.health_report()["cluster"]["state"] == "reconnecting"
+            _, reply = await offer_through(front.url, KEY)
+            assert reply["type"] == "error" and "cannot see the media workers" in reply["message"], reply
+            assert url in reply["message"] and reply["hint"]
