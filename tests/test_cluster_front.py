@@ -51,8 +51,11 @@ async def _answered(url: str, api_key: str) -> tuple[CallClient, float]:
     client = CallClient(url, api_key=api_key, feed="no-levels")
     started = time.monotonic()
     await client.connect()
+    answered_s = time.monotonic() - started
     await client.wait_media()
-    return client, time.monotonic() - started
+    media_s = time.monotonic() - started
+    print(f"call on {url} ({client.worker or 'direct'}): answered in {answered_s:.3f} s, media in {media_s:.3f} s")
+    return client, media_s
 
 
 async def _end(*clients: CallClient) -> None:
