@@ -16,6 +16,7 @@ import pytest
 
 from bench.harness import RunningPlatform, stop_platform
 from platform_core.calls import place_call
+from platform_core.calls.text import format_report
 from platform_core.transport.client import CallClient
 from tests.cluster_helpers import cluster_status, health, nats_server, start_role, wait_for_load, wait_for_workers
 
@@ -99,6 +100,7 @@ async def test_calls_through_the_front_door_are_spread_over_both_workers(
     [turn] = report["turns"]
     assert turn["agent_text"], report  # the conversation's events come back through the relay
     assert report["worker"] in ("w1", "w2")
+    assert f"served by media worker {report['worker']}" in format_report(report)  # what `call` prints
 
 
 async def test_after_kill_9_of_a_worker_the_caller_is_told_and_the_next_call_goes_to_the_other(
