@@ -36,9 +36,10 @@ from platform_core.pipeline.conversation import Conversation
 from platform_core.pipeline.prompt_cache import PromptWarmer
 from platform_core.pipeline.tools import ToolRouter
 from platform_core.protocol import GATEWAY_PATH
-from platform_core.server.access import PAGE_TOKEN_PREFIX, access_guard_for
+from platform_core.server.access import access_guard_for
 from platform_core.server.app import PortInUse, start_server
-from platform_core.server.host import CallRefused, Unauthorized
+from platform_core.server.callers import customer_for
+from platform_core.server.host import CallRefused
 from platform_core.transport.offer import BadOffer, OfferLimits, check_offer
 from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
@@ -262,27 +263,7 @@ class Platform:
     def customer_for(self, api_key: object) -> str:
         """The customer whose API key (or the page's token: the default customer) places a call;
         raises Unauthorized saying what is wrong."""
-        customers = self.config.server.customers()
-        if isinstance(api_key, str) and api_key in customers:
-            return customers[api_key]
-        if isinstance(api_key, str) and api_key.startswith(PAGE_TOKEN_PREFIX):
-            problem = self.access.tokens.problem(api_key)
-            if problem is None:
-                return self.config.server.default_customer()
-            minutes = self.access.tokens.ttl_s / 60
-            raise Unauthorized(
-                f"unauthorized: {problem}", f"reload the platform's page (its token lasts {minutes:.0f} min)"
-            )
-        if not api_key:
-            raise Unauthorized(
-                "unauthorized: the call has no API key",
-                "send the platform's API key in the offer's api_key field (`serve` prints it, the desktop app "
-                "shows it, the CLI reads --api-key or $CONVERSIMPLE_API_KEY)",
-            )
-        raise Unauthorized(
-            "unauthorized: invalid API key",
-            "use an API key configured on the platform (`serve` prints it; the desktop app shows it)",
-        )
+        return customer_for(self.config.server, self.access.tokens, api_key)
 
     async def open_call(self, offer_sdp: str, *, agent_id: str | None, api_key: str | None) -> Call:
         """Start a conversation for a WebRTC caller; returns the call, its answer in `answer_sdp`.

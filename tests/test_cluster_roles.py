@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,8 +21,8 @@ from platform_core.calls import place_call
 from platform_core.cluster import Subjects, connect_broker
 from platform_core.cluster.presence import open_bucket, read_members
 from platform_core.events import Event, ToolCallUpdated
-from tests.agents_helpers import ROOT, spawn_agent, stop, wait_until, write_agent
-from tests.cluster_helpers import free_port, nats_server
+from tests.agents_helpers import spawn_agent, stop, wait_until, write_agent
+from tests.cluster_helpers import cluster_status, free_port, health, nats_server
 from tests.speech import speech_wav, words
 
 pytestmark = pytest.mark.slow
@@ -54,28 +50,12 @@ class WeatherAgent(Agent):
 """
 
 
-def health(url: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"{url}/healthz?format=json")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
-    except urllib.error.HTTPError as exc:  # 503 while degraded: still the report
-        return json.loads(exc.read())  # type: ignore[no-any-return]
-
-
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def cluster_status(broker: str) -> list[dict[str, Any]]:
-    command = [sys.executable, "-m", "platform_core.cli.main", "cluster", "status", "--broker", broker, "--json"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def rss_mb(pid: int) -> float:

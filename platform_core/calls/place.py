@@ -107,6 +107,8 @@ async def place_call(
         agent_audio=client.agent_audio(),
         output_wav=output_wav,
     )
+    if client.worker is not None:  # placed by a cluster's front door: the media worker that served it
+        report["worker"] = client.worker
     _save(report, client.agent_audio(), output_wav, report_path)
     return report
 

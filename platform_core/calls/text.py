@@ -20,6 +20,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"call {report['conversation_id']}: {len(turns)} turn(s), status {report['status']}, "
         f"{report['call_duration_s']:.1f} s ({report['ended_reason']})"
+        + (f", served by media worker {report['worker']}" if report.get("worker") else "")
     ]
     if turns:
         lines.append(f"{'#':>3}  {'caller':<30}  {'agent':<38}  {'e2e s':>6}  tools")

@@ -20,13 +20,14 @@ from platform_core.errors import StudioError
 def add_role_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--role",
-        choices=["all", "worker", "gateway"],
+        choices=["all", "worker", "gateway", "front"],
         default="all",
         help="all: one process, no broker (default); worker: calls and engines, tools over the broker; "
-        "gateway: the agents' endpoint only, no engines",
+        "gateway: the agents' endpoint only, no engines; front: the callers' page and /call, each call "
+        "placed on the media worker with the most free capacity, no engines",
     )
     parser.add_argument(
-        "--broker", help="NATS URL for worker and gateway (default: $CONVERSIMPLE_BROKER_URL, else local)"
+        "--broker", help="NATS URL for worker, gateway and front (default: $CONVERSIMPLE_BROKER_URL, else local)"
     )
     parser.add_argument("--node-id", help="this process's id in the cluster (default: the role and a random suffix)")
 
@@ -39,15 +40,21 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve_role(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from platform_core.cluster.front import FrontDoor
     from platform_core.cluster.roles import GatewayNode, MediaWorker, broker_url
 
-    kind = GatewayNode if args.role == "gateway" else MediaWorker
-    node = kind(config, broker_url(args.broker), node_id=args.node_id)
+    kinds: dict[str, type[GatewayNode | MediaWorker | FrontDoor]] = {
+        "gateway": GatewayNode,
+        "worker": MediaWorker,
+        "front": FrontDoor,
+    }
+    node = kinds[args.role](config, broker_url(args.broker), node_id=args.node_id)
     node.bus.subscribe(print_progress)
     stop = stop_on_signals()
     try:
         await node.start()
-        print(f"{node.role} {node.node_id} on the broker {node.broker.url}", flush=True)
+        name = "front door" if isinstance(node, FrontDoor) else node.role
+        print(f"{name} {node.node_id} on the broker {node.broker.url}", flush=True)
         who = "agents" if isinstance(node, GatewayNode) else "callers"
         print(f"API key: {config.server.api_key}  ({who} need it)", flush=True)
         if isinstance(node, GatewayNode):

@@ -55,8 +55,8 @@ class Member(Message):
     }
     OPTIONAL: ClassVar[frozenset[str]] = frozenset({"capacity", "conversations", "agents", "pid", "written_at"})
     id: str
-    role: str  # "worker" or "gateway"
-    url: str  # a worker's platform URL; a node's agent websocket URL
+    role: str  # "worker", "gateway" or "front"
+    url: str  # a worker's or front door's platform URL; a node's agent websocket URL
     active: int  # conversations now
     capacity: int | None = None  # a worker's max_calls
     conversations: list[str] = field(default_factory=list)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "worker", "gateway")
+ROLES = ("all", "worker", "gateway", "front")  # front: cluster/front.py
 BROKER_ENV = "CONVERSIMPLE_BROKER_URL"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -112,13 +112,20 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subproto
     return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
 
 
-async def start_server(served: ServerHost, host: str, port: int) -> Server:
+CallHandler = Callable[[ServerConnection], Awaitable[None]]
+"""Serves one /call websocket (after the access checks); by default `handle_call` on the host's calls."""
+
+
+async def start_server(served: ServerHost, host: str, port: int, *, call_handler: CallHandler | None = None) -> Server:
+    """Serve `served` on host:port. `call_handler` replaces the signalling of /call (the cluster's front
+    door relays it to a media worker); the access checks, the page and /healthz stay the same."""
+
     async def handler(connection: ServerConnection) -> None:
         path = connection.request.path.split("?", 1)[0] if connection.request else ""
         if path.startswith(GATEWAY_PATH):
             await served.gateway.handle_connection(connection)
         elif path == CALL_PATH:
-            await handle_call(connection, served)
+            await (call_handler(connection) if call_handler else handle_call(connection, served))
 
     try:
         return await serve(

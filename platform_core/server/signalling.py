@@ -3,7 +3,8 @@
 client -> server: {"type": "offer", "sdp", "agent_id"?, "api_key", "feed": "all" | "no-levels"},
                   later {"type": "text", "text"} and {"type": "hangup"}
                   (api_key: an API key, or the token in the platform's page; required)
-server -> client: {"type": "answer", "sdp", "conversation_id"}, {"type": "event", "event": {...}},
+server -> client: {"type": "answer", "sdp", "conversation_id"} (through a cluster's front door also
+                  "worker" and "worker_url": the media worker serving the call), {"type": "event", "event": {...}},
                   {"type": "error", "message", "hint"}, {"type": "ended", "reason", "dropped_events"}
 
 Every message is checked at the edge (server/messages.py): a bad offer is answered with one error and
@@ -38,7 +39,7 @@ async def _send(connection: ServerConnection, message: dict[str, Any]) -> None:
     await connection.send(json.dumps(message, default=str))
 
 
-async def _send_error(connection: ServerConnection, message: str, hint: str) -> None:
+async def send_error(connection: ServerConnection, message: str, hint: str) -> None:
     await _send(connection, {"type": "error", "message": message, "hint": hint})
 
 
@@ -62,7 +63,8 @@ class CallFeed:
         return await self._queue.get()
 
 
-async def _read_offer(connection: ServerConnection, limits: MessageLimits) -> Offer:
+async def read_offer(connection: ServerConnection, limits: MessageLimits) -> Offer:
+    """The caller's first message, checked at the edge; CallRefused (message and hint) if it is none."""
     try:
         raw = await asyncio.wait_for(connection.recv(), OFFER_TIMEOUT_S)
     except TimeoutError as exc:
@@ -75,27 +77,27 @@ async def _read_offer(connection: ServerConnection, limits: MessageLimits) -> Of
         raise CallRefused(exc.message, exc.hint) from exc
 
 
-def _limits(config: ServerConfig) -> MessageLimits:
+def message_limits(config: ServerConfig) -> MessageLimits:
     return MessageLimits(max_bytes=config.max_message_bytes, max_depth=config.max_json_depth)
 
 
 async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
     config = host.server_config
     try:
-        offer = await _read_offer(connection, _limits(config))
+        offer = await read_offer(connection, message_limits(config))
         peer = await host.open_call(offer.sdp, agent_id=offer.agent_id, api_key=offer.api_key)
     except CallRefused as refusal:
         if isinstance(refusal, Unauthorized):
             host.access.failed(remote_ip(connection.remote_address), CALL_PATH, refusal.message)
         with contextlib.suppress(ConnectionClosed):
-            await _send_error(connection, refusal.message, refusal.hint)
+            await send_error(connection, refusal.message, refusal.hint)
         return
     except ConnectionClosed:
         return
     except Exception:  # a bug, not bad input: the caller still gets an answer, the log the traceback
         log.exception("opening a call failed")
         with contextlib.suppress(ConnectionClosed):
-            await _send_error(connection, "the platform failed to open the call", "see the platform's log")
+            await send_error(connection, "the platform failed to open the call", "see the platform's log")
         return
     await _serve_call(connection, host, peer, offer, config)
 
@@ -136,7 +138,7 @@ async def _serve_call(
 
 async def _receive_commands(connection: ServerConnection, peer: CallHandle, config: ServerConfig) -> None:
     conversation = peer.conversation
-    limits = _limits(config)
+    limits = message_limits(config)
     rate = TurnRate(config.max_text_turns_per_s)
     ended = asyncio.ensure_future(conversation.wait_ended())
     try:
@@ -149,14 +151,14 @@ async def _receive_commands(connection: ServerConnection, peer: CallHandle, conf
             try:
                 command = parse_command(receive.result(), limits)
             except BadMessage as exc:
-                await _send_error(connection, exc.message, exc.hint)
+                await send_error(connection, exc.message, exc.hint)
                 continue
             if command.kind == "hangup":
                 return
             if rate.allow():
                 conversation.submit_text(command.text)
             else:
-                await _send_error(
+                await send_error(
                     connection,
                     f"too many text turns: at most {rate.per_second} a second; this one was not sent",
                     "wait for the agent's answer before typing the next turn",

@@ -79,6 +79,7 @@ class CallClient:
         self._on_event = on_event
         self._feed = feed
         self.conversation_id: str | None = None
+        self.worker: str | None = None  # the media worker serving the call, when a front door placed it
         self._ws: ClientConnection | None = None
         self._pc: RTCPeerConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -233,6 +234,7 @@ class CallClient:
         answer = await self._wait_answer(ws)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         self.conversation_id = str(answer.get("conversation_id") or "")
+        self.worker = str(answer["worker"]) if answer.get("worker") else None
         self._spawn(self._read_feed(ws))
         return self.conversation_id
 
