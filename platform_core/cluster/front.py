@@ -30,13 +30,12 @@ from platform_core.cluster.relay import WorkerRefused, WorkerUnreachable, open_o
 from platform_core.cluster.subjects import Subjects, check_node_id
 from platform_core.config import PlatformConfig, ServerConfig
 from platform_core.exposure import PlatformError, check_exposure
-from platform_core.protocol import CALL_PATH
-from platform_core.server.access import AccessGuard, access_guard_for, remote_ip
+from platform_core.server.access import AccessGuard, access_guard_for
 from platform_core.server.app import PortInUse, start_server
 from platform_core.server.callers import customer_for, is_page_token
-from platform_core.server.host import CallHandle, CallRefused, Unauthorized
+from platform_core.server.host import CallHandle, CallRefused
 from platform_core.server.messages import Offer
-from platform_core.server.signalling import message_limits, read_offer, send_error
+from platform_core.server.signalling import open_or_refuse
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -145,24 +144,20 @@ class FrontDoor:
 
     async def handle_call(self, connection: ServerConnection) -> None:
         """Check the caller, place the call on a worker and relay its signalling until it ends."""
-        try:
-            offer = await read_offer(connection, message_limits(self.config.server))
-            forwarded_key = self._key_to_forward(offer.api_key)
-            worker, ws, answer = await self._place(offer, forwarded_key)
-        except CallRefused as refusal:
-            if isinstance(refusal, Unauthorized):
-                self.access.failed(remote_ip(connection.remote_address), CALL_PATH, refusal.message)
-            with contextlib.suppress(ConnectionClosed):
-                await send_error(connection, refusal.message, refusal.hint)
-            return
-        except ConnectionClosed:
-            return
-        except Exception:  # a bug, not bad input: the caller still gets an answer, the log the traceback
-            log.exception("placing a call failed")
-            with contextlib.suppress(ConnectionClosed):
-                await send_error(connection, "the front door failed to place the call", "see the front door's log")
-            return
-        await self._relay(connection, worker, ws, answer)
+
+        async def place(offer: Offer) -> tuple[Member, ClientConnection, dict[str, Any]]:
+            return await self._place(offer, self._key_to_forward(offer.api_key))
+
+        placed = await open_or_refuse(
+            connection,
+            self.config.server,
+            self.access,
+            place,
+            failure="the front door failed to place the call",
+            hint="see the front door's log",
+        )
+        if placed is not None:
+            await self._relay(connection, *placed[1])
 
     def _key_to_forward(self, api_key: str | None) -> str:
         """The key the worker gets: the caller's own, or for a page token (this process's signature, which

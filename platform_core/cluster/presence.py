@@ -87,21 +87,26 @@ async def read_members(bucket: KeyValue) -> list[Member]:
     """Every live entry (a malformed one is logged and skipped)."""
     from nats.js import errors as js_errors
 
-    try:
-        keys = await bucket.keys()
-    except js_errors.NoKeysError:
-        return []
     found: list[Member] = []
-    for key in keys:
+    for key in await _keys(bucket):
         try:
             entry = await bucket.get(key)
             if entry.value:
                 found.append(Member.from_bytes(entry.value))
-        except js_errors.KeyNotFoundError:
+        except (js_errors.KeyNotFoundError, js_errors.KeyDeletedError):
             continue  # expired or deleted between the listing and the read
         except messages.MessageError as exc:
             log.warning("presence entry %s is malformed: %s", key, exc)
     return found
+
+
+async def _keys(bucket: KeyValue) -> list[str]:
+    """The bucket's keys, from the stream's own per-subject count. Not `KeyValue.keys()`: its watcher can
+    report "no keys" before it has delivered an entry just written (seen in CI: an entry put and acked,
+    then `keys()` empty). The attributes read are nats-py 2.16.0's (pinned in pyproject.toml)."""
+    prefix = f"$KV.{bucket._name}."
+    info = await bucket._js.stream_info(bucket._stream, subjects_filter=f"{prefix}>")
+    return sorted(subject[len(prefix) :] for subject in (info.state.subjects or {}))
 
 
 class Presence:

@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -25,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from platform_core.config import ServerConfig
 from platform_core.events import AudioLevel, ConversationStateChanged, Event
 from platform_core.protocol import CALL_PATH
-from platform_core.server.access import remote_ip
+from platform_core.server.access import AccessGuard, remote_ip
 from platform_core.server.host import CallHandle, CallRefused, ServerHost, Unauthorized
 from platform_core.server.messages import BadMessage, MessageLimits, Offer, TurnRate, parse_command, parse_offer
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 OFFER_TIMEOUT_S = 15.0
 _END = ConversationStateChanged(conversation_id="", agent_id=None, state="ended")  # the feed's last item
+
+T = TypeVar("T")
 
 
 async def _send(connection: ServerConnection, message: dict[str, Any]) -> None:
@@ -81,25 +84,50 @@ def message_limits(config: ServerConfig) -> MessageLimits:
     return MessageLimits(max_bytes=config.max_message_bytes, max_depth=config.max_json_depth)
 
 
-async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
-    config = host.server_config
+async def open_or_refuse(
+    connection: ServerConnection,
+    config: ServerConfig,
+    access: AccessGuard,
+    opener: Callable[[Offer], Awaitable[T]],
+    *,
+    failure: str,
+    hint: str,
+) -> tuple[Offer, T] | None:
+    """Read the caller's offer and `opener(offer)`; on a refusal or a bug the caller is told why (a wrong
+    key counts against its address) and None is returned. `failure`/`hint`: what a bug tells the caller."""
     try:
         offer = await read_offer(connection, message_limits(config))
-        peer = await host.open_call(offer.sdp, agent_id=offer.agent_id, api_key=offer.api_key)
+        return offer, await opener(offer)
     except CallRefused as refusal:
         if isinstance(refusal, Unauthorized):
-            host.access.failed(remote_ip(connection.remote_address), CALL_PATH, refusal.message)
+            access.failed(remote_ip(connection.remote_address), CALL_PATH, refusal.message)
         with contextlib.suppress(ConnectionClosed):
             await send_error(connection, refusal.message, refusal.hint)
-        return
     except ConnectionClosed:
-        return
+        pass
     except Exception:  # a bug, not bad input: the caller still gets an answer, the log the traceback
-        log.exception("opening a call failed")
+        log.exception("%s", failure)
         with contextlib.suppress(ConnectionClosed):
-            await send_error(connection, "the platform failed to open the call", "see the platform's log")
-        return
-    await _serve_call(connection, host, peer, offer, config)
+            await send_error(connection, failure, hint)
+    return None
+
+
+async def handle_call(connection: ServerConnection, host: ServerHost) -> None:
+    config = host.server_config
+
+    async def open_call(offer: Offer) -> CallHandle:
+        return await host.open_call(offer.sdp, agent_id=offer.agent_id, api_key=offer.api_key)
+
+    opened = await open_or_refuse(
+        connection,
+        config,
+        host.access,
+        open_call,
+        failure="the platform failed to open the call",
+        hint="see the platform's log",
+    )
+    if opened is not None:
+        await _serve_call(connection, host, opened[1], opened[0], config)
 
 
 async def _serve_call(
