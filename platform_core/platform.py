@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from websockets.asyncio.server import Server
 
 from platform_core.bus import EventBus
-from platform_core.config import PlatformConfig, ServerConfig, user_cache_dir
+from platform_core.config import PlatformConfig, user_cache_dir
 from platform_core.engines.base import EngineUnavailable, Int16Audio
 from platform_core.engines.factory import load_engines
 from platform_core.engines.health import EngineStatus
@@ -39,7 +39,7 @@ from platform_core.protocol import GATEWAY_PATH
 from platform_core.server.access import access_guard_for
 from platform_core.server.app import PortInUse, start_server
 from platform_core.server.callers import customer_for
-from platform_core.server.host import CallRefused
+from platform_core.server.host import CallRefused, ServedAddress
 from platform_core.transport.offer import BadOffer, OfferLimits, check_offer
 from platform_core.transport.peer import CallPeer
 from platform_core.watchdog import LoopWatchdog
@@ -74,7 +74,7 @@ class Attachment(Protocol):
         ...
 
 
-class Platform:
+class Platform(ServedAddress):
     def __init__(
         self, config: PlatformConfig | None = None, bus: EventBus | None = None, *, attach: Attachment | None = None
     ) -> None:
@@ -96,14 +96,6 @@ class Platform:
         self.exposure_warning: str | None = None  # set by start() when the port is reachable from other machines
         self._opening = 0  # calls admitted and being answered, not yet in `calls`
         self._warmer: PromptWarmer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.config.server.host}:{self._port}"
-
-    @property
-    def gateway_url(self) -> str:
-        return f"ws://{self.config.server.host}:{self._port}{GATEWAY_PATH}"
 
     async def start(self, *, wait_for_engines: bool = True) -> None:
         """Serve on the configured port at once, then load the engines (EngineProgress on the bus).
@@ -158,11 +150,6 @@ class Platform:
         self.bus.subscribe(self._warmer.on_event)
         self._warmer.start({agent.customer_id for agent in self.agents()})
         return self.engines
-
-    @property
-    def server_config(self) -> ServerConfig:
-        """The server settings, the limits signalling enforces among them."""
-        return self.config.server
 
     def _engine_health_changed(self, engine: str, status: EngineStatus) -> None:
         self.bus.publish_threadsafe(

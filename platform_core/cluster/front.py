@@ -28,12 +28,12 @@ from platform_core.cluster.placement import Placements, Unreachable, no_worker_f
 from platform_core.cluster.presence import Member, Presence, open_bucket, read_members
 from platform_core.cluster.relay import WorkerRefused, WorkerUnreachable, open_on_worker, relay
 from platform_core.cluster.subjects import Subjects, check_node_id
-from platform_core.config import PlatformConfig, ServerConfig
+from platform_core.config import PlatformConfig
 from platform_core.exposure import PlatformError, check_exposure
 from platform_core.server.access import AccessGuard, access_guard_for
 from platform_core.server.app import PortInUse, start_server
 from platform_core.server.callers import customer_for, is_page_token
-from platform_core.server.host import CallHandle, CallRefused
+from platform_core.server.host import CallHandle, CallRefused, ServedAddress
 from platform_core.server.messages import Offer
 from platform_core.server.signalling import open_or_refuse
 
@@ -58,7 +58,7 @@ class NoAgents:
         await connection.close()
 
 
-class FrontDoor:
+class FrontDoor(ServedAddress):
     """`await start()`, then callers use `url` (the page, /call); `await stop()`."""
 
     role = "front"
@@ -80,14 +80,6 @@ class FrontDoor:
         self._presence: Presence | None = None
         self._server: Server | None = None
         self._port = config.server.port
-
-    @property
-    def server_config(self) -> ServerConfig:
-        return self.config.server
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.config.server.host}:{self._port}"
 
     async def start(self) -> None:
         self.bus.bind_loop(asyncio.get_running_loop())

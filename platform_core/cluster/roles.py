@@ -31,7 +31,7 @@ from platform_core.platform import Platform
 from platform_core.protocol import GATEWAY_PATH
 from platform_core.server.access import access_guard_for
 from platform_core.server.app import PortInUse, start_server
-from platform_core.server.host import CallHandle, CallRefused
+from platform_core.server.host import CallHandle, CallRefused, ServedAddress
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -61,7 +61,7 @@ async def _serve(host: Any, config: ServerConfig) -> Server:
         ) from exc
 
 
-class GatewayNode:
+class GatewayNode(ServedAddress):
     """A gateway node: `await start()`, then agents connect to `gateway_url`; `await stop()`."""
 
     role = "gateway"
@@ -83,18 +83,6 @@ class GatewayNode:
         self._service: ToolRouterService | None = None
         self._presence: Presence | None = None
         self._port = config.server.port
-
-    @property
-    def server_config(self) -> ServerConfig:
-        return self.config.server
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.config.server.host}:{self._port}"
-
-    @property
-    def gateway_url(self) -> str:
-        return f"ws://{self.config.server.host}:{self._port}{GATEWAY_PATH}"
 
     async def start(self) -> None:
         self.bus.bind_loop(asyncio.get_running_loop())

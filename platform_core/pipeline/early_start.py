@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 
@@ -29,8 +28,6 @@ from platform_core.engines.runner import Engines
 from platform_core.pipeline.prompt_cache import warm_reply_prefix
 from platform_core.pipeline.tool_choice import ToolChoice, choose_tool
 from platform_core.pipeline.tools import ToolSpec
-
-log = logging.getLogger(__name__)
 
 
 class EarlyStart:
@@ -51,22 +48,18 @@ class EarlyStart:
         self.tools = list(tools)
         self.started_at = time.monotonic()
         self.queue: LLMQueue = engines.llm_queue
-        self.prefix: asyncio.Task[None] | None = asyncio.ensure_future(self._warm(engines, reply_prompt))
+        # It gives way when a caller waits.
+        self.prefix: asyncio.Task[None] = asyncio.ensure_future(warm_reply_prefix(engines, reply_prompt))
         self.choice: asyncio.Task[ToolChoice | None] | None = None
         if tools:
             self.choice = asyncio.ensure_future(self._choose(engines, heard, list(tools)))
-
-    async def _warm(self, engines: Engines, prompt: list[ChatMessage]) -> None:
-        await warm_reply_prefix(engines, prompt)  # gives way when a caller waits
 
     async def _choose(self, engines: Engines, heard: list[ChatMessage], tools: list[ToolSpec]) -> ToolChoice | None:
         with self.queue.gives_way("when_waiting"):
             return await choose_tool(engines.llm, heard, tools, on_call=self._stop_prefix)
 
     def _stop_prefix(self) -> None:
-        # A call's arguments decode faster alone (prompt_cache.warm_reply_prefix).
-        if self.prefix is not None:
-            self.prefix.cancel()
+        self.prefix.cancel()  # a call's arguments decode faster alone (prompt_cache.warm_reply_prefix)
 
     def matches(self, text: str, history_len: int, tools: Sequence[ToolSpec]) -> bool:
         """Whether this is the work of a turn whose words are `text` after `history_len` messages, with `tools`."""
@@ -87,11 +80,6 @@ class EarlyStart:
         with contextlib.suppress(asyncio.CancelledError, LLMError, EngineUnavailable):
             return True, await asyncio.shield(task)
         return False, None
-
-    async def reply_prefix(self) -> None:
-        """Wait for the reply's prompt to be processed (it gives way or fails quietly)."""
-        if self.prefix is not None:
-            await asyncio.wait({self.prefix})
 
     def cancel(self) -> None:
         for task in (self.prefix, self.choice):

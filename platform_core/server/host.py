@@ -9,10 +9,32 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from platform_core.config import ServerConfig
+from platform_core.config import PlatformConfig, ServerConfig
 from platform_core.errors import StudioError
 from platform_core.events import Event
+from platform_core.protocol import GATEWAY_PATH
 from platform_core.server.access import AccessGuard
+
+
+class ServedAddress:
+    """The addresses of a process that serves `config.server` on `_port` (the port it bound, once started):
+    one process, a gateway node, a front door."""
+
+    config: PlatformConfig
+    _port: int
+
+    @property
+    def server_config(self) -> ServerConfig:
+        """The server settings, the limits signalling enforces among them."""
+        return self.config.server
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.server.host}:{self._port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.config.server.host}:{self._port}{GATEWAY_PATH}"
 
 
 class CallRefused(StudioError):
