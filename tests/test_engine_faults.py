@@ -25,6 +25,7 @@ from bench.harness import RunningPlatform, start_platform, stop_platform
 from platform_core.calls import place_call
 from platform_core.cli.call import EXIT_CALL_FAILED, EXIT_OK, exit_code
 from platform_core.config import PlatformConfig
+from platform_core.engines.base import ChatMessage
 from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM
 from platform_core.engines.llm.queue import QueuedLLM
 from platform_core.events import AgentTextDelta, EngineHealthChanged, ErrorOccurred, Event, LLMQueued, TurnCompleted
@@ -254,3 +255,21 @@ async def test_the_apps_session_model_shows_the_restart_from_the_bus() -> None:
         await platform.stop()
     assert shown[0] == ["llm restarting: llama.cpp exited: killed by signal 9 (SIGKILL)"], shown
     assert shown[-1] == [] and session.engine_health["llm"].restart_s is not None, shown
+
+
+async def test_a_request_sent_as_llama_dies_waits_for_the_restart_and_is_answered() -> None:
+    # The request goes out before the supervisor has noticed the kill (no await in between): it fails at
+    # once on the dead server, and must wait for the restart like any request made after the notice.
+    from tests.test_llm import model_path
+
+    llm = EmbeddedLlamaLLM(model_path(), threads=2, context=1024, restart_wait_s=60)
+    await llm.start()
+    try:
+        killed = llm.server_pid
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        answer = "".join([d async for d in llm.stream_chat([ChatMessage("user", "Say hello.")], max_tokens=8)])
+        assert answer.strip()
+        assert llm.server_pid not in (None, killed)  # answered by the restarted server
+    finally:
+        await llm.aclose()

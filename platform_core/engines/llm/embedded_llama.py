@@ -223,11 +223,38 @@ class EmbeddedLlamaLLM:
         max_tokens: int = 256,
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
+        options: dict[str, Any] = {
+            "json_schema": json_schema,
+            "grammar": grammar,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         client = await self._running_client()
-        async for delta in client.stream_chat(
-            messages, json_schema=json_schema, grammar=grammar, max_tokens=max_tokens, temperature=temperature
-        ):
+        answered = False
+        try:
+            async for delta in client.stream_chat(messages, **options):
+                answered = True
+                yield delta
+        except LLMError:
+            # A request sent in the moment between the server's death and the supervisor noticing it
+            # fails at once (connection refused): it waits for the restart like any later one.
+            if answered or not await self._lost_with_its_server(client):
+                raise
+        else:
+            return
+        async for delta in (await self._running_client()).stream_chat(messages, **options):
             yield delta
+
+    async def _lost_with_its_server(self, client: OpenAICompatibleLLM) -> bool:
+        """Whether `client`'s server has died; if so, once the supervisor has taken the client away."""
+        server = self._server
+        if self._client is client and (server is None or not _has_exited(server.pid)):
+            return False  # the server is up: the request failed for another reason
+        for _ in range(200):  # the supervisor's next step, after it reaps the process
+            if self._client is not client:
+                return True
+            await asyncio.sleep(0.01)
+        return False
 
     async def _running_client(self) -> OpenAICompatibleLLM:
         """The connected client, waiting (bounded) for a server that is restarting."""
@@ -298,3 +325,13 @@ class EmbeddedLlamaLLM:
             except TimeoutError:
                 server.kill()
                 await server.wait()
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the child `pid` has exited, without reaping it (the event loop's child watcher does)."""
+    if not hasattr(os, "waitid"):
+        return False  # Windows: the supervisor notices on its own
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # already reaped
