@@ -248,8 +248,17 @@ class EmbeddedLlamaLLM:
     async def _lost_with_its_server(self, client: OpenAICompatibleLLM) -> bool:
         """Whether `client`'s server has died; if so, once the supervisor has taken the client away."""
         server = self._server
-        if self._client is client and (server is None or not _has_exited(server.pid)):
-            return False  # the server is up: the request failed for another reason
+        if self._client is client and server is not None:
+            # A killed process closes its sockets a moment before it becomes a zombie: a refused
+            # connection can come first, so give the exit a short while to show.
+            for _ in range(30):
+                if _has_exited(server.pid):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                return False  # the server is up: the request failed for another reason
+        elif self._client is client:
+            return False
         for _ in range(200):  # the supervisor's next step, after it reaps the process
             if self._client is not client:
                 return True
