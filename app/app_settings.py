@@ -18,6 +18,10 @@ class AppSettings:
     # Its output is used only while the speaker is heard in the microphone (app/echo_detector.py), so a
     # headset loses nothing with it on; off, the microphone is never touched.
     echo_cancellation: bool = True
+    # Where the app's calls go: "" = the platform this app hosts; else another platform or a cluster's
+    # front door (http://host:port), called with remote_api_key (app/call_target.py).
+    remote_url: str = ""
+    remote_api_key: str = ""
     # 1 (or absent): saved when echo cancellation processed the microphone always and was off by default.
     settings_version: int = 2
 

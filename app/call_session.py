@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.app_settings import AppSettings
+from app.call_target import CallTarget, NoCallTarget, call_target, conversation_events, remote_target, served_by
 from app.main_window import MainWindow
 from app.mouth_to_ear import MouthToEarMeter
 from app.platform_lifecycle import PlatformLifecycle
 from app.recording import ConversationRecorder
+from app.remote_health import RemoteHealthWatch
 from app.tasks import BackgroundTasks
 from app.viewmodels.session import SessionModel
 from platform_core import EventBus, PlatformConfig
@@ -80,6 +82,7 @@ class CallSession:
         self.last_recording: Path | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._recorder_being_set_up: ConversationRecorder | None = None
+        self.remote_health = RemoteHealthWatch(window.set_remote_health)
 
     # --- the input --------------------------------------------------------------------------------
 
@@ -229,15 +232,10 @@ class CallSession:
 
     async def start(self, customer_id: str | None, agent_id: str | None = None) -> None:
         """Call the agents of `customer_id` (None: the plain assistant); `agent_id` picks one agent class."""
-        platform = self.lifecycle.platform
         if self.call is not None:
             return
-        if platform is None or not self.lifecycle.ready:
-            self.window.show_failure(
-                "Not ready",
-                "The platform is still loading its engines, or failed to.",
-                "Wait for 'Ready' in the status bar, or read the error shown before.",
-            )
+        target = self._target(customer_id)
+        if target is None:
             return
         from platform_core import CallClient, CallError
 
@@ -254,11 +252,12 @@ class CallSession:
                 self.call.speaker.write(samples)
 
         client = CallClient(
-            platform.url,
+            target.url,
             agent_id=agent_id,
-            api_key=self._api_key_for(customer_id),
+            api_key=target.api_key,
             source=source,
             on_agent_audio=on_agent_audio,
+            on_event=conversation_events(self.bus.publish, lambda: client.conversation_id) if target.remote else None,
             feed="no-levels",
         )
         self.call = call = Call(client, source, speaker, recorder, meter, customer_id)
@@ -270,10 +269,37 @@ class CallSession:
             await self._end()
             return
         recorder.bind(call.conversation_id)
+        self.window.set_served_by(served_by(target, client.worker))
         self.session.follow(call.conversation_id)  # the app's own call has the panels, whatever else runs
         self.window.set_call_state("active")
         self._tasks.spawn(self._watch_call(call))
         self._health_task = self._tasks.spawn(self._watch_devices(call))
+
+    def _target(self, customer_id: str | None) -> CallTarget | None:
+        """Where the call goes (app/call_target.py); None, explained, when it cannot go anywhere now."""
+        platform = self.lifecycle.platform
+        local = platform.url if platform is not None and self.lifecycle.ready else None
+        s = self.app_settings
+        try:
+            return call_target(s.remote_url, s.remote_api_key, local, self._api_key_for(customer_id))
+        except NoCallTarget as exc:
+            self.window.show_failure(exc.title, exc.message, exc.hint)
+            return None
+
+    @property
+    def can_call(self) -> bool:
+        """Whether a call can start now: a remote platform is set, or the app's own is ready."""
+        return bool(self.app_settings.remote_url.strip()) or self.lifecycle.ready
+
+    def show_idle(self) -> None:
+        """No call: the Call button as the target allows, and where the next call goes if not here."""
+        try:
+            remote = remote_target(self.app_settings.remote_url, self.app_settings.remote_api_key)
+        except ValueError:
+            remote = None  # said when Call is pressed
+        self.window.set_served_by(f"calls go to {remote.url}" if remote is not None else "")
+        self.remote_health.follow(remote.url if remote is not None else None)
+        self.window.set_call_state("idle" if self.can_call else "unavailable")
 
     async def _watch_call(self, call: Call) -> None:
         reason = await call.client.wait_ended()
@@ -325,7 +351,7 @@ class CallSession:
         folder = call.recorder.close()
         self.window.show_status(f"Conversation saved to {folder}", 15000)
         self.last_recording = folder
-        self.window.set_call_state("idle" if self.lifecycle.ready else "unavailable")
+        self.show_idle()
         self._on_ended()
 
     async def send_text(self, text: str) -> None:

@@ -73,7 +73,7 @@ class AppController(QObject):
         window.set_conversations_dir(conversations_dir())
         window.set_push_to_talk(app_settings.push_to_talk)
         window.set_input_source(self.call_session.input_name())
-        window.set_call_state("unavailable")
+        self.call_session.show_idle()
 
     def _connect_window(self) -> None:
         w, calls, spawn = self.window, self.call_session, self.tasks.spawn
@@ -145,6 +145,7 @@ class AppController(QObject):
 
     async def shutdown(self) -> None:
         await self.call_session.hangup()
+        self.call_session.remote_health.stop()
         await self.lifecycle.stop()
 
     def _platform_ready(self) -> None:
@@ -245,6 +246,8 @@ class AppController(QObject):
                 self.set_input_wav(Path(self.app_settings.input_wav))
             else:
                 self.set_input_wav(None)
+            if self.call is None:
+                self.call_session.show_idle()
 
     def save_settings(self) -> None:
         try:

@@ -174,6 +174,10 @@ class MainWindow(QMainWindow):
         self.engine_label = QLabel("Starting…")
         self.call_label = QLabel("")
         self.url_label = QLabel("")
+        self.served_label = QLabel("")  # a remote call: the platform, or the cluster's worker, serving it
+        self.served_label.hide()
+        self.remote_label = QLabel("")  # the remote platform's or cluster's health (app/remote_health.py)
+        self.remote_label.hide()
         # The API key agents and other callers need (the app's own calls use it too), with a copy button.
         self._api_key = ""
         self.key_label = QLabel("")
@@ -190,6 +194,8 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.health_label)
         bar.addPermanentWidget(self.echo_label)
         bar.addPermanentWidget(self.call_label)
+        bar.addPermanentWidget(self.served_label)
+        bar.addPermanentWidget(self.remote_label)
         bar.addPermanentWidget(self.url_label)
         bar.addPermanentWidget(self.key_label)
         bar.addPermanentWidget(self.copy_key_button)
@@ -252,6 +258,17 @@ class MainWindow(QMainWindow):
         self.agent_combo.setEnabled(state == "idle")
         self.hangup_button.setEnabled(state in ("connecting", "active"))
         self.call_label.setText({"idle": "", "unavailable": ""}.get(state, f"call: {state}"))
+
+    def set_served_by(self, text: str) -> None:
+        """Who serves the call when it went to another platform or a cluster ("" hides it)."""
+        self.served_label.setText(f" {text} " if text else "")
+        self.served_label.setVisible(bool(text))
+
+    def set_remote_health(self, text: str, ok: bool) -> None:
+        """The remote platform's or cluster's health ("" hides it); in red when it is not ok."""
+        self.remote_label.setText(f" {text} " if text else "")
+        self.remote_label.setStyleSheet("" if ok else "color: #b00020; font-weight: bold;")
+        self.remote_label.setVisible(bool(text))
 
     def set_conversations_dir(self, folder: Path) -> None:
         """Where File > Open conversation starts browsing."""

@@ -160,6 +160,13 @@ class SettingsDialog(QDialog):
         form.addRow("API key", self.api_key)
         form.addRow("More API keys", self.api_keys)
         form.addRow("Tool call timeout (s)", self.tool_timeout)
+        a = self.app_settings
+        self.remote_url = QLineEdit(a.remote_url)
+        self.remote_url.setPlaceholderText("empty: this computer; else http://host:port of a platform or front door")
+        self.remote_api_key = QLineEdit(a.remote_api_key)
+        self.remote_api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        form.addRow("Place calls on", self.remote_url)
+        form.addRow("...with the API key", self.remote_api_key)
         return w
 
     def _devices_tab(self, s: AppSettings) -> QWidget:
@@ -243,3 +250,5 @@ class SettingsDialog(QDialog):
         a.input_wav = self.input_wav.text().strip()
         a.push_to_talk = self.push_to_talk.isChecked()
         a.echo_cancellation = self.echo_cancellation.isChecked()
+        a.remote_url = self.remote_url.text().strip()
+        a.remote_api_key = self.remote_api_key.text().strip()

@@ -149,6 +149,8 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     dialog.input_device.setCurrentText("vmic")
     dialog.push_to_talk.setChecked(True)
     dialog.take_turns.setChecked(False)
+    dialog.remote_url.setText(" front.example:8770 ")
+    dialog.remote_api_key.setText("cluster-key")
     assert dialog.stt_threads.text() == "auto"  # 0 is shown as auto, and kept
     assert config.server.port == 8765  # nothing changes before OK
     dialog.apply()
@@ -162,7 +164,9 @@ def test_settings_dialog_edits_and_persists(tmp_path: Path, qtbot) -> None:  # t
     assert again.voice.false_interruption_timeout_s == pytest.approx(3.0)
     assert again.server.customers() == {"k1": "acme", "k2": "globex"}
     assert again.engines.stt_threads == 0 and again.engines.take_turns is False
-    assert load_app_settings(tmp_path / "app.json") == AppSettings(input_device="vmic", push_to_talk=True)
+    assert load_app_settings(tmp_path / "app.json") == AppSettings(
+        input_device="vmic", push_to_talk=True, remote_url="front.example:8770", remote_api_key="cluster-key"
+    )
 
 
 def test_echo_cancellation_saved_off_by_an_older_version_is_turned_on_once(tmp_path: Path) -> None:

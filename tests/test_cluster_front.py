@@ -6,19 +6,25 @@ to the worker over WebRTC, and after kill -9 of a worker the next call is served
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the app's window in the last test but one
+
 from bench.harness import RunningPlatform, stop_platform
+from platform_core.audio_files import read_audio
 from platform_core.calls import place_call
 from platform_core.calls.text import format_report
 from platform_core.transport.client import CallClient
 from tests.cluster_helpers import cluster_status, health, nats_server, start_role, wait_for_load, wait_for_workers
+from tests.desktop_env import PulseEnv
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +107,62 @@ async def test_calls_through_the_front_door_are_spread_over_both_workers(
     assert turn["agent_text"], report  # the conversation's events come back through the relay
     assert report["worker"] in ("w1", "w2")
     assert f"served by media worker {report['worker']}" in format_report(report)  # what `call` prints
+
+
+async def test_the_app_calls_through_the_front_door_and_shows_the_worker_serving_the_call(
+    front: RunningPlatform, pulse_env: PulseEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot: Any
+) -> None:
+    """The desktop app set to place its calls on the front door (it hosts no platform here): the spoken
+    question is answered by a worker, the status bar names that worker, and the panels and the saved
+    recording hold the turn, from the events relayed over the call's feed."""
+    from app.app_settings import AppSettings
+    from tests.speech import speech_wav
+    from tests.test_app_session import Desk
+
+    monkeypatch.setenv("CONVERSIMPLE_DATA_DIR", str(tmp_path / "data"))
+    wav = speech_wav(tmp_path, "What is two plus two?", rate=48_000, lead_s=0.5, tail_s=1.5)
+    remote = front.url.removeprefix("http://")  # typed without the scheme
+    desk = Desk(qtbot, app_settings=AppSettings(remote_url=remote, remote_api_key=front.api_key), input_wav=wav)
+    window, calls = desk.window, desk.controller.call_session
+    try:
+        assert window.call_button.isEnabled()  # no platform of the app's own is needed
+        assert window.served_label.text().strip() == f"calls go to {front.url}"
+        # The status bar follows the cluster's health: the front door's broker and its workers.
+        line = "cluster: 2 media workers, 8 calls free, broker connected"  # the last test's calls are over
+        await desk_until(lambda: window.remote_label.text().strip() == line, 10)
+        await calls.start(None)
+        call = calls.call
+        assert call is not None and call.client.worker in ("w1", "w2"), window.notice_text()
+        assert window.served_label.text().strip() == f"served by worker {call.client.worker} (front door {front.url})"
+        latency = desk.session.latency
+        answered = lambda: any(t.completed and t.agent_text for t in latency.turns.values())  # noqa: E731
+        await desk_until(answered, 60, lambda: f"{latency.turns} {desk.event_log()[-3000:]}")
+        [turn] = latency.turns.values()
+        assert "plus" in turn.user_text.lower() and "e2e_latency" in turn.metrics, turn
+        await calls.hangup()
+    finally:
+        calls.remote_health.stop()
+        desk.bridge.detach()
+    assert window.served_label.text().strip() == f"calls go to {front.url}"
+    folder = calls.last_recording
+    assert folder is not None
+    transcript = json.loads((folder / "transcript.json").read_text())
+    assert [line["role"] for line in transcript] == ["user", "agent"] and transcript[1]["text"], transcript
+    assert read_audio(folder / "caller.wav").size and read_audio(folder / "agent.wav").size
+
+
+async def desk_until(condition: Callable[[], bool], timeout_s: float, seen: Callable[[], str] = str) -> None:
+    """Wait on the asyncio loop for `condition`, letting Qt deliver its queued signals (the bridge's) meanwhile:
+    the test's loop is plain asyncio, not the app's qasync one."""
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        QApplication.processEvents()
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"timed out; seen: {seen()}"
+        await asyncio.sleep(0.1)
 
 
 async def test_after_kill_9_of_a_worker_the_caller_is_told_and_the_next_call_goes_to_the_other(
