@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.cluster_broker_load import broker_us_per_call
 from bench.cluster_procs import start_cluster
 from bench.concurrency import call_round, wait_for_no_calls
 from platform_core.calls import place_call
@@ -41,10 +42,12 @@ async def _rounds(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                     break
         finally:
             await asyncio.to_thread(cluster.stop)
-    answered = [r["callers"] for r in rows if r["answered"] == r["callers"]]
-    largest = max(answered, default=0)
-    print(f"{workers} worker(s): largest N all answered: {largest}", flush=True)
-    return {"workers": workers, "rows": rows, "largest_all_answered": largest}
+    answered = [r for r in rows if r["answered"] == r["callers"]]
+    largest = max((r["callers"] for r in answered), default=0)
+    limit = args.real_e2e_limit
+    quick = max((r["callers"] for r in answered if (r["e2e"]["p95"] or 0) <= limit), default=0)
+    print(f"{workers} worker(s): largest N all answered: {largest}; with e2e p95 <= {limit:g} s: {quick}", flush=True)
+    return {"workers": workers, "rows": rows, "largest_all_answered": largest, "largest_answered_quickly": quick}
 
 
 async def real_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,7 +87,15 @@ def plan_text(result: dict[str, Any], args: argparse.Namespace) -> str:
                 f" {100 / per['w']:.0f} conversations per worker core before any engine work; largest count carried"
                 f" here: {standin['largest_carried']} on {cores} cores shared with the callers' own WebRTC."
             )
-        for name, label in (("broker", "nats-server"), ("front", "front door"), ("gateway", "gateway node")):
+        per_call = broker_us_per_call(standin.get("broker_load", []))
+        if per_call:
+            rate = 1 / args.turn_every
+            lines.append(
+                f"- nats-server: {per_call:.0f} us of CPU per tool call (media-less conversations), so one broker core"
+                f" serves about {1e6 / per_call:,.0f} tool calls/s: {1e6 / per_call / rate:,.0f} conversations at one"
+                f" tool call every {args.turn_every:g} s"
+            )
+        for name, label in (("front", "front door"), ("gateway", "gateway node")):
             if share := per[name]:
                 lines.append(
                     f"- {label}: {share:.3f} % of a core per conversation -> one core carries about"
@@ -92,16 +103,27 @@ def plan_text(result: dict[str, Any], args: argparse.Namespace) -> str:
                 )
     real = result.get("real")
     if real is not None:
-        one = real["1_workers"]["largest_all_answered"]
-        two = real["2_workers"]["largest_all_answered"]
+        one, two = real["1_workers"]["largest_all_answered"], real["2_workers"]["largest_all_answered"]
+        one_q, two_q = real["1_workers"]["largest_answered_quickly"], real["2_workers"]["largest_answered_quickly"]
+        limit = args.real_e2e_limit
         lines.append(
-            f"- real engines: {one} concurrent callers all answered with 1 worker, {two} with 2 workers on the same"
-            f" {cores} cores: {one / cores:.1f} conversations per worker core; the engines (the LLM above all), not"
-            " the cluster, set the limit."
+            f"- real engines: {one} concurrent callers all answered with 1 worker ({one_q} with e2e p95 <= {limit:g} s)"
+            ","
+            f" {two} with 2 workers on the same {cores} cores ({two_q} within {limit:g} s): "
+            + (
+                "a second worker on the same cores adds a second LLM competing for them, not capacity."
+                if two_q <= one_q
+                else "the second worker added capacity even on the same cores."
+            )
+            + " Conversations per worker core:"
+            f" {one_q / cores:.1f} answered within {limit:g} s; the engines (the LLM above all), not the cluster,"
+            " set the limit."
         )
-        broker = per["broker"] if standin is not None else None
+        one = one_q
+        per_call = broker_us_per_call(standin.get("broker_load", [])) if standin is not None else None
         total = 100 * one
-        broker_cores = f"{total * broker / 100:.2f} of a core" if broker else "not measured"
+        calls_per_s = total / args.turn_every
+        broker_cores = f"{calls_per_s * per_call / 1e6:.3f} of a core" if per_call else "an unmeasured share"
         lines.append(
             f"- 100 machines like this one ({cores} cores, one real-engine worker each, callers elsewhere) would carry"
             f" about {total} concurrent conversations; the broker would spend about {broker_cores} on them at one"

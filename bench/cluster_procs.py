@@ -114,7 +114,8 @@ def _start_agent(tmp: Path, gateway_url: str) -> subprocess.Popen[bytes]:
     (tmp / "echo_agent.py").write_text(OURS)
     command = [sys.executable, "-m", "agent_sdk.cli", "run", str(tmp / "echo_agent.py"), "--url", gateway_url]
     command += ["--api-key", KEY, "--log-level", "WARNING"]
-    return subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    log = (tmp / "agent.log").open("w")  # its errors for conversations that ended first (the set-up probes)
+    return subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=log)
 
 
 def start_cluster(tmp: Path, workers: int, *, standin: bool, max_calls: int) -> Cluster:

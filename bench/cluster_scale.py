@@ -15,7 +15,7 @@ process, on the same 2 cores: their CPU is reported apart ("callers") and is not
    the agent process and back (the worker's code path, across processes).
 2. Call set-up, idle cluster: connect + offer/answer (`answer`) and until the worker's first audio frame
    (`media`), through the front door and straight to worker w1, alternately.
-3. Ramp: conversations are added through the front door up to each step (`--steps`, capped at
+3. Ramp (WebRTC): conversations are added through the front door up to each step (`--steps`, capped at
    `--conversations`); at each step every conversation types "echo wN" every `--turn-every` s (staggered)
    for `--window` s: the stand-in LLM calls the agent's echo tool, so each turn is one tool call
    worker -> NATS -> gateway -> agent. Per step: the tool calls' round trips as the workers measured them
@@ -23,6 +23,10 @@ process, on the same 2 cores: their CPU is reported apart ("callers") and is not
    added, and every process's CPU % (from /proc/PID/stat) and RSS. A step is carried when every call
    was placed, none ended, every turn was answered with its tool call done, and every caller received at
    least 90 % of the media frames; the ramp stops at the first step that is not, saying why.
+
+4. The broker past what WebRTC carries here: the same conversations' NATS traffic without media, from a
+   `RemoteToolRouter` in this process, 0 to `--conversations` (bench/cluster_broker_load.py), and the
+   largest count once more with a call every `--stress-every` s: the broker's CPU per tool call.
 
 Typed turns, not speech: speech would need whisper (not a stand-in's job) and a WAV per caller played in
 real time; the caller's audio still flows (silence, 50 frames/s each way), so WebRTC costs what it costs.
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cluster_roundtrip
+from bench.cluster_broker_load import BROKER_HEADER, broker_load
 from bench.cluster_load import Caller, converse, hang_up_all, percentiles, place, place_many
 from bench.cluster_plan import plan_text, real_part
 from bench.cluster_procs import Cluster, health, start_cluster
@@ -166,6 +171,12 @@ async def standin_part(args: argparse.Namespace) -> dict[str, Any]:
             print(_setup_text(result["setup"]), flush=True)
             print(_STEP_HEADER, flush=True)
             result["steps"] = await ramp(cluster, args)
+            print(
+                "conversations without media (NATS only: tool calls, start/end, presence), bench/cluster_broker_load.py"
+            )
+            print(BROKER_HEADER, flush=True)
+            steps = sorted({s for s in args.broker_steps if s <= args.conversations} | {0, args.conversations})
+            result["broker_load"] = await broker_load(cluster, steps, args.window, args.turn_every, args.stress_every)
         finally:
             await asyncio.to_thread(cluster.stop)
     carried = [r for r in result["steps"] if r["carried"]]
@@ -195,7 +206,7 @@ def _setup_text(results: dict[str, Any]) -> str:
 
 _STEP_HEADER = (
     "conversations  setup p50/p99 ms   tool rt p50/p99 ms  answered   media min  "
-    "CPU %: broker front gateway agent workers callers   worker RSS MB"
+    "CPU %: broker front gateway agent workers callers total   worker RSS MB"
 )
 
 
@@ -209,7 +220,7 @@ def _step_text(row: dict[str, Any]) -> str:
         f"  {rt['p50'] or '-':>8}/{rt['p99'] or '-':<9}"
         f"  {w['turns_answered']:>4}/{w['turns_sent']:<4}  {w['media_delivered_min'] or '-':>8}  "
         f"{cpu['broker']:>13} {cpu['front']:>5} {cpu['gateway']:>7} {cpu['agent']:>5} {workers_cpu:>7.1f} "
-        f"{cpu['callers']:>7}   {rss}"
+        f"{cpu['callers']:>7} {sum(cpu.values()):>5.0f}   {rss}"
     )
     if probes := row["setup_probes_under_load"]:
         text += "\n    set-up at this load, one at a time (media ms): " + ", ".join(
@@ -223,7 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     parser.add_argument("--conversations", type=int, default=200, help="the target (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=4, help="stand-in media workers (default: %(default)s)")
-    parser.add_argument("--steps", type=ints, default=[0, 25, 50, 100, 200], help="conversation counts")
+    parser.add_argument("--steps", type=ints, default=[0, 10, 20, 30, 40, 50, 100, 200], help="conversation counts")
+    parser.add_argument("--broker-steps", type=ints, default=[0, 50, 100, 200], help="media-less conversations")
+    parser.add_argument("--stress-every", type=float, default=0.25, help="the last media-less step's call interval")
     parser.add_argument("--max-calls", type=int, default=100, help="each stand-in worker's limit")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of conversation per step")
     parser.add_argument("--turn-every", type=float, default=5.0, help="seconds between a caller's turns")
@@ -233,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--real", action="store_true", help="then the real engines: 1 and 2 workers (minutes)")
     parser.add_argument("--real-only", action="store_true", help="only the real engines' part")
     parser.add_argument("--real-callers", type=ints, default=[1, 2, 3, 4, 5, 6, 8], help="callers per round")
+    parser.add_argument("--real-e2e-limit", type=float, default=5.0, help="answered quickly: e2e p95 <= this (s)")
     parser.add_argument("--real-max-calls", type=int, default=4, help="each real worker's limit")
     parser.add_argument("--out", default="bench/results/cluster_scale.json")
     return parser
