@@ -120,7 +120,7 @@ async def _step(cluster: Cluster, callers: list[Caller], target: int, args: argp
     new, failures = await place_many(cluster.front.url, cluster.api_key, target - len(callers))
     callers += new
     ramp_s = time.monotonic() - started
-    workers = (await asyncio.to_thread(health, cluster.front.url))["workers"]
+    placed = (await asyncio.to_thread(health, cluster.front.url))["calls"]["placed"]
     before, wall = cluster.cpu(), time.monotonic()
     window = await converse(callers, args.window, args.turn_every)
     after, wall = cluster.cpu(), time.monotonic() - wall
@@ -131,7 +131,7 @@ async def _step(cluster: Cluster, callers: list[Caller], target: int, args: argp
         "ramp_s": round(ramp_s, 2),
         "setup_of_added_ms": percentiles([c.media_s * 1000 for c in new]),
         "setup_probes_under_load": probes,
-        "per_worker": {name: w["active"] for name, w in workers.items()},
+        "placed_per_worker": placed,  # every call the front door placed so far (the set-up probes too)
         "window": window,
         "cpu_seconds": {name: round(after[name] - before[name], 2) for name in after},
         "cpu_percent": _cpu_percent(before, after, wall),
@@ -226,6 +226,9 @@ def _step_text(row: dict[str, Any]) -> str:
         text += "\n    set-up at this load, one at a time (media ms): " + ", ".join(
             f"{name} p50 {r['media_ms']['p50']} max {r['media_ms']['max']}" for name, r in probes.items()
         )
+    text += "\n    placed so far per worker: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(row["placed_per_worker"].items())
+    )
     return text + ("" if row["carried"] else "\n    NOT carried: " + "; ".join(row["problems"]))
 
 
