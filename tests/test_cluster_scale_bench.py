@@ -12,7 +12,7 @@ import pytest
 from bench.cluster_load import converse, hang_up_all, place
 from bench.cluster_procs import health, start_cluster
 
-pytestmark = pytest.mark.slow  # processes of every role; about 10 s
+pytestmark = pytest.mark.slow  # processes of every role; about 7 s
 
 
 async def test_a_standin_worker_behind_the_front_door_answers_a_turn_with_the_agents_tool(tmp_path: Path) -> None:
