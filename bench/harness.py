@@ -31,12 +31,20 @@ class RunningPlatform:
     log_path: Path
 
 
-def start_platform(tmp: Path, *extra: str, api_key: str = API_KEY, timeout: float = 180.0) -> RunningPlatform:
-    """`conversimple-platform serve --port 0` in a subprocess; returns once it accepts calls."""
-    log_path = tmp / "platform.log"
+def start_platform(
+    tmp: Path,
+    *extra: str,
+    api_key: str = API_KEY,
+    timeout: float = 180.0,
+    module: str = "platform_core.cli.main",
+    log_name: str = "platform.log",
+) -> RunningPlatform:
+    """`conversimple-platform serve --port 0` in a subprocess; returns once it accepts calls. `module`: another
+    entry point taking the same arguments (bench/standin_engines.py); `log_name`: its log's file in `tmp`."""
+    log_path = tmp / log_name
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "platform_core.cli.main", "serve", "--port", "0", "--api-key", api_key, *extra],
+        [sys.executable, "-m", module, "serve", "--port", "0", "--api-key", api_key, *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -77,9 +77,12 @@ def summary(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(gateway: ToolRouter, conversation: str, calls: int, warmup: int = 300) -> dict[str, Any]:
-    """`calls` sequential echo calls after `warmup` (any router: in-process, or through NATS)."""
-    await gateway.conversation_started(conversation, "echo", "bench")
+async def measure(
+    gateway: ToolRouter, conversation: str, calls: int, warmup: int = 300, *, customer: str = "bench"
+) -> dict[str, Any]:
+    """`calls` sequential echo calls after `warmup` (any router: in-process, or through NATS), in a
+    conversation of `customer` (the customer id of the echo agent's key)."""
+    await gateway.conversation_started(conversation, "echo", customer)
     if not await gateway.wait_for_tools(conversation, 30):
         raise RuntimeError(f"no agent registered tools for {conversation} within 30 s")
     samples: list[float] = []
