@@ -73,6 +73,7 @@ class StandInWorker:
 
     id: str
     refuse: str | None = None
+    answer_after_s: float = 0.0  # a real worker answers once aiortc has its candidates (20-700 ms)
     offers: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     server: Server | None = None
@@ -84,6 +85,7 @@ class StandInWorker:
             await connection.send(json.dumps({"type": "error", "message": self.refuse, "hint": "stand-in"}))
             return
         answer = {"type": "answer", "sdp": f"v=0 answer of {self.id}", "conversation_id": f"conv_{self.id}"}
+        await asyncio.sleep(self.answer_after_s)
         await connection.send(json.dumps(answer))
         with contextlib.suppress(ConnectionClosed):
             async for raw in connection:

@@ -45,12 +45,28 @@ class Placements:
         self.total: dict[str, int] = {}  # calls placed on each worker since start (for /healthz)
 
     def add(self, worker_id: str, at: float | None = None) -> None:
+        """A call placed on the worker."""
+        self.reserve(worker_id, at)
+        self.confirm(worker_id)
+
+    def reserve(self, worker_id: str, at: float | None = None) -> float:
+        """A call being set up on the worker: counted against it at once, so calls whose set-ups overlap
+        (each takes 20-700 ms) are spread too; `confirm` or `release` it with the time returned."""
         at = time.time() if at is None else at
         times = self._placed.setdefault(worker_id, deque())
         times.append(at)
         while times and times[0] < at - KEEP_S:
             times.popleft()
+        return at
+
+    def confirm(self, worker_id: str) -> None:
         self.total[worker_id] = self.total.get(worker_id, 0) + 1
+
+    def release(self, worker_id: str, at: float) -> None:
+        """The worker did not take the call reserved at `at`."""
+        times = self._placed.get(worker_id)
+        if times is not None and at in times:
+            times.remove(at)
 
     def since(self, worker_id: str, written_at: float) -> int:
         """Calls placed on the worker after its entry was written: not counted in it yet."""
