@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +24,11 @@ from platform_core.audio_files import read_audio
 from platform_core.calls import place_call
 from platform_core.calls.text import format_report
 from platform_core.transport.client import CallClient
+from tests.agents_helpers import spawn_agent, stop, wait_until, write_agent
 from tests.cluster_helpers import cluster_status, health, nats_server, start_role, wait_for_load, wait_for_workers
 from tests.desktop_env import PulseEnv
+from tests.speech import speech_wav, words
+from tests.test_cluster_roles import AGENT
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +120,6 @@ async def test_the_app_calls_through_the_front_door_and_shows_the_worker_serving
     question is answered by a worker, the status bar names that worker, and the panels and the saved
     recording hold the turn, from the events relayed over the call's feed."""
     from app.app_settings import AppSettings
-    from tests.speech import speech_wav
     from tests.test_app_session import Desk
 
     monkeypatch.setenv("CONVERSIMPLE_DATA_DIR", str(tmp_path / "data"))
@@ -163,6 +166,45 @@ async def desk_until(condition: Callable[[], bool], timeout_s: float, seen: Call
             return
         assert time.monotonic() < deadline, f"timed out; seen: {seen()}"
         await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def gateway(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_role(tmp_path_factory.mktemp("gateway"), "gateway", broker, "gw1")
+    yield running
+    stop_platform(running.process)
+
+
+async def test_one_agent_behind_a_gateway_node_serves_calls_on_both_workers_and_a_spoken_call_end_to_end(
+    front: RunningPlatform, workers: dict[str, RunningPlatform], gateway: RunningPlatform, tmp_path: Path
+) -> None:
+    """The whole cluster as separate processes: a front door, two media workers, a gateway node and one agent
+    connected to it. Two calls placed at once go to the two workers; each asks for the weather, and each is
+    answered with the result of the one agent's tool; one of them is spoken."""
+    agent = spawn_agent(
+        write_agent(tmp_path, textwrap.dedent(AGENT.format(flag=str(tmp_path / "never")))),
+        gateway.gateway_url,
+        gateway.api_key,
+    )
+    try:
+        await wait_until(lambda: health(gateway.url)["agents"] >= 1, 20, "the agent to connect to the gateway node")
+        await asyncio.to_thread(wait_for_load, front.url, {"w1": 0, "w2": 0})
+        wav = speech_wav(tmp_path, "What's the weather in San Francisco?")
+        spoken, typed = await asyncio.gather(
+            place_call(front.url, "tools", input_wav=wav, api_key=front.api_key),
+            place_call(front.url, "tools", text="What's the weather in Lisbon?", api_key=front.api_key),
+        )
+    finally:
+        await stop(agent)
+    assert {spoken["worker"], typed["worker"]} == {"w1", "w2"}, (spoken["worker"], typed["worker"])
+    for report, city in ((spoken, "san fran"), (typed, "lisb")):
+        [turn] = report["turns"]
+        [weather] = turn["tool_calls"]
+        assert weather["name"] == "get_weather" and weather["status"] == "done", turn
+        assert city in weather["arguments"]["location"].lower(), weather  # "Lisboa" was heard too
+        assert weather["result"]["agent_pid"] == agent.pid  # the one agent, behind the gateway node
+        assert words(turn["agent_text"]) & {"17", "seventeen", "foggy", "fog"}, turn["agent_text"]
+    print(f"spoken call on {spoken['worker']}: e2e {spoken['turns'][0]['metrics'].get('e2e_latency')} s")
 
 
 async def test_after_kill_9_of_a_worker_the_caller_is_told_and_the_next_call_goes_to_the_other(
