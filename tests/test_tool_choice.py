@@ -13,7 +13,9 @@ from platform_core.engines.llm.embedded_llama import EmbeddedLlamaLLM
 from platform_core.pipeline.tool_choice import (
     ToolChoice,
     choose_tool,
+    name_aliases,
     parse_tool_choice,
+    prefilled_choice_grammar,
     tool_choice_messages,
     tool_choice_schema,
 )
@@ -247,3 +249,32 @@ async def test_on_call_is_told_when_a_tool_is_named_and_not_for_no_tool() -> Non
 async def test_a_broken_escape_in_an_argument_is_left_to_the_json_check() -> None:
     scripted = ScriptedChoice(["lookup", "_customer", '","arguments":{"id":"\\u12"}}'])
     assert await choose_tool(scripted, [ChatMessage("user", "customer 12")], [LOOKUP]) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_question_about_rain_calls_the_weather_tool(llm: EmbeddedLlamaLLM) -> None:
+    """The model's first choice is "weather" (p 0.50), not "get" (0.05): with only full names allowed it
+    chose "none" (0.19) and the answer was invented; the alias lets it name the tool as it would."""
+    choice = await choose_tool(llm, [ChatMessage("user", "Is it going to rain in Berlin today?")], TOOLS)
+    assert choice == ToolChoice("get_weather", {"location": "Berlin"})
+    assert await choose_tool(llm, [ChatMessage("user", "Hello, how are you today?")], TOOLS) is None
+
+
+def test_a_tool_named_verb_thing_may_be_written_as_its_thing_when_that_is_unambiguous() -> None:
+    assert name_aliases(TOOLS) == {"weather": "get_weather", "customer": "lookup_customer"}  # book_ is no verb
+    fetch = ToolSpec("fetch_weather", "Another weather tool.", WEATHER.parameters)
+    assert "weather" not in name_aliases([WEATHER, fetch])  # two tools would share it: neither gets it
+    plain = ToolSpec("weather", "A tool named weather.", WEATHER.parameters)
+    assert name_aliases([WEATHER, plain]) == {}  # a tool's own name is never another's alias
+    grammar = prefilled_choice_grammar(TOOLS)
+    assert json.dumps('weather","arguments":') in grammar and json.dumps('get_weather","arguments":') in grammar
+
+
+async def test_a_tool_written_by_its_alias_is_the_tool() -> None:
+    scripted = ScriptedChoice(["weather", '","arguments":{"location":"', "Berlin", '"}}'])
+    choice = await choose_tool(scripted, [ChatMessage("user", "rain in Berlin?")], TOOLS)  # type: ignore[arg-type]
+    assert choice == ToolChoice("get_weather", {"location": "Berlin"})
+    invented = ScriptedChoice(["weather", '","arguments":{"location":"', "Paris", '"}}'])
+    assert await choose_tool(invented, [ChatMessage("user", "hi there")], TOOLS) is None  # type: ignore[arg-type]
+    assert invented.streamed == 4, "grounding reads the alias's arguments too: stopped at the invented city's quote"
