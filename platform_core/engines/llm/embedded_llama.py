@@ -30,7 +30,7 @@ from typing import Any
 
 from platform_core.engines.base import ChatMessage, EngineUnavailable
 from platform_core.engines.health import EngineState, StateReporter
-from platform_core.engines.llm.errors import LLMError
+from platform_core.engines.llm.errors import LLMConnectionLost, LLMError
 from platform_core.engines.llm.llama_server import llguidance_grammars
 from platform_core.engines.llm.openai_compat import OpenAICompatibleLLM
 
@@ -40,6 +40,7 @@ RESTART_WAIT_S = 15.0  # how long a request waits for a restarting server before
 STABLE_AFTER_S = 30.0  # a server that ran this long died by bad luck: restart it at once
 MAX_BACKOFF_S = 30.0
 FAILED_AFTER = 3  # consecutive failed restarts before the state says "failed" (it keeps trying)
+SUPERVISOR_NOTICE_S = 3.0  # a dead server is reaped within ms; under load, a 600 MB process takes longer to go
 
 
 def describe_exit(returncode: int) -> str:
@@ -235,35 +236,25 @@ class EmbeddedLlamaLLM:
             async for delta in client.stream_chat(messages, **options):
                 answered = True
                 yield delta
-        except LLMError:
-            # A request sent in the moment between the server's death and the supervisor noticing it
-            # fails at once (connection refused): it waits for the restart like any later one.
-            if answered or not await self._lost_with_its_server(client):
+        except LLMConnectionLost:
+            # A request sent in the moment between the server's death and the supervisor noticing it fails
+            # at once (refused, or reset): it waits for the restart like any later one. A server still up
+            # after the wait dropped one connection: the request is sent again, once.
+            if answered:
                 raise
+            await self._supervisor_noticed(client)
         else:
             return
         async for delta in (await self._running_client()).stream_chat(messages, **options):
             yield delta
 
-    async def _lost_with_its_server(self, client: OpenAICompatibleLLM) -> bool:
-        """Whether `client`'s server has died; if so, once the supervisor has taken the client away."""
-        server = self._server
-        if self._client is client and server is not None:
-            # A killed process closes its sockets a moment before it becomes a zombie: a refused
-            # connection can come first, so give the exit a short while to show.
-            for _ in range(30):
-                if _has_exited(server.pid):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                return False  # the server is up: the request failed for another reason
-        elif self._client is client:
-            return False
-        for _ in range(200):  # the supervisor's next step, after it reaps the process
+    async def _supervisor_noticed(self, client: OpenAICompatibleLLM) -> None:
+        """Wait (bounded) for the supervisor to take `client` away, as it does once its server has died. A
+        killed process closes its sockets before it can be reaped: the failure can come first."""
+        for _ in range(int(SUPERVISOR_NOTICE_S / 0.01)):
             if self._client is not client:
-                return True
+                return
             await asyncio.sleep(0.01)
-        return False
 
     async def _running_client(self) -> OpenAICompatibleLLM:
         """The connected client, waiting (bounded) for a server that is restarting."""
@@ -334,13 +325,3 @@ class EmbeddedLlamaLLM:
             except TimeoutError:
                 server.kill()
                 await server.wait()
-
-
-def _has_exited(pid: int) -> bool:
-    """Whether the child `pid` has exited, without reaping it (the event loop's child watcher does)."""
-    if not hasattr(os, "waitid"):
-        return False  # Windows: the supervisor notices on its own
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True  # already reaped

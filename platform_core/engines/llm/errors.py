@@ -7,3 +7,7 @@ from platform_core.errors import StudioError
 
 class LLMError(StudioError, RuntimeError):
     """A request failed after the engine started: bad response, server error, timeout."""
+
+
+class LLMConnectionLost(LLMError):
+    """The connection to the server failed or dropped (no HTTP answer): it may have died."""

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from platform_core.engines.base import ChatMessage, EngineUnavailable
-from platform_core.engines.llm.errors import LLMError
+from platform_core.engines.llm.errors import LLMConnectionLost, LLMError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class OpenAICompatibleLLM:
         temperature: float = 0.2,
     ) -> AsyncIterator[str]:
         if self._client is None:
-            raise LLMError(f"{self.name}: start() was not called")
+            raise LLMConnectionLost(f"{self.name}: not connected (start() was not called, or it was closed)")
         payload = self._payload(messages, json_schema, max_tokens, temperature)
         if grammar is not None:
             if not self._llama_cpp:
@@ -148,11 +148,13 @@ class OpenAICompatibleLLM:
             self._close_orphaned_connections()
 
     async def _stream(self, payload: dict[str, Any]) -> AsyncGenerator[str, None]:
-        assert self._client is not None
         for attempt in (1, 2):
+            client = self._client
+            if client is None:  # closed meanwhile (the embedded server's supervisor, after its death)
+                raise LLMConnectionLost(f"{self.name}: the connection to the LLM server was closed")
             started = False
             try:
-                async with self._client.stream("POST", "/v1/chat/completions", json=payload) as response:
+                async with client.stream("POST", "/v1/chat/completions", json=payload) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         self._check_status(response)
@@ -166,12 +168,12 @@ class OpenAICompatibleLLM:
                 # A kept-alive connection the server had already closed fails before any response
                 # (seen intermittently with llama.cpp's server): nothing was generated, so retry once.
                 if started or attempt == 2:
-                    raise LLMError(f"Lost the LLM server at {self.base_url}: {exc}") from exc
+                    raise LLMConnectionLost(f"Lost the LLM server at {self.base_url}: {exc}") from exc
                 log.info("retrying on a fresh connection after %s", exc)
             except httpx.TimeoutException as exc:
                 raise LLMError(f"The LLM server at {self.base_url} timed out ({type(exc).__name__})") from exc
             except httpx.HTTPError as exc:
-                raise LLMError(f"Lost the LLM server at {self.base_url}: {type(exc).__name__}: {exc}") from exc
+                raise LLMConnectionLost(f"Lost the LLM server at {self.base_url}: {type(exc).__name__}: {exc}") from exc
 
     def _close_orphaned_connections(self) -> None:
         """httpcore 1.0.9 (encode/httpcore#1093, unfixed upstream): a request cancelled after its connection
