@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from platform_core import StudioError
 from platform_core.events import Event
 
 
@@ -47,12 +48,12 @@ def remote_target(remote_url: str, remote_api_key: str) -> CallTarget | None:
     return CallTarget(url, remote_api_key.strip() or None, remote=True) if url else None
 
 
-class NoCallTarget(Exception):
-    """A call cannot go anywhere now: `title`, `message` and `hint` say why and what to do."""
+class NoCallTarget(StudioError):
+    """A call cannot go anywhere now: `message` and `hint` say why and what to do, under `title`."""
 
     def __init__(self, title: str, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.title, self.message, self.hint = title, message, hint
+        super().__init__(message, hint)
+        self.title = title
 
 
 def call_target(remote_url: str, remote_api_key: str, local_url: str | None, local_key: str | None) -> CallTarget:

@@ -29,11 +29,10 @@ def describe(report: dict[str, Any]) -> tuple[str, bool]:
     return (text if ok or not reason else f"{text} ({reason})"), ok
 
 
-async def read_health(url: str) -> dict[str, Any]:
+async def read_health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """The platform's health report; OSError-like failures come back as httpx.HTTPError."""
-    async with httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False) as client:
-        response = await client.get(f"{url}/healthz", params={"format": "json"})
-        report = response.json()  # 503 (degraded) still carries the report
+    response = await client.get(f"{url}/healthz", params={"format": "json"})
+    report = response.json()  # 503 (degraded) still carries the report
     if not isinstance(report, dict):
         raise ValueError("its /healthz did not answer a JSON object")
     return report
@@ -64,11 +63,12 @@ class RemoteHealthWatch:
         self._show("", True)
 
     async def _poll(self, url: str) -> None:
-        while True:
-            try:
-                text, ok = describe(await read_health(url))
-            except (httpx.HTTPError, ValueError) as exc:
-                text, ok = f"remote platform {url} unreachable: {exc or type(exc).__name__}", False
-            with contextlib.suppress(RuntimeError):  # the window went away under the last poll
-                self._show(text, ok)
-            await asyncio.sleep(POLL_S)
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False) as client:  # one connection, kept alive
+            while True:
+                try:
+                    text, ok = describe(await read_health(client, url))
+                except (httpx.HTTPError, ValueError) as exc:
+                    text, ok = f"remote platform {url} unreachable: {exc or type(exc).__name__}", False
+                with contextlib.suppress(RuntimeError):  # the window went away under the last poll
+                    self._show(text, ok)
+                await asyncio.sleep(POLL_S)
