@@ -50,6 +50,8 @@ async def test_without_an_agent_the_reply_starts_at_the_pause(platform: RunningP
     assert "paris" in words(turn["agent_text"]), turn
     # Started 0.1 s into the silence plus whisper's time, committed at 0.8 s.
     assert turn["llm_head_start_s"] is not None and turn["llm_head_start_s"] > 0.3, turn
+    # The reply itself was started then, not only its prompt: its first words were in at the commit.
+    assert turn["metrics"]["llm_ttft"] < 0.05, turn["metrics"]
 
 
 async def test_the_tool_choice_made_at_the_pause_runs_the_tool(
@@ -78,3 +80,14 @@ async def test_work_for_words_the_caller_then_went_on_from_is_dropped(
     assert [c["name"] for c in turn["tool_calls"]] == ["get_weather"], turn
     assert "tokyo" in turn["tool_calls"][0]["arguments"]["location"].lower(), turn
     assert turn["llm_head_start_s"] is not None and turn["llm_head_start_s"] > 0.3, turn
+
+
+async def test_with_an_agent_the_reply_starts_at_the_pause_once_no_tool_is_chosen(
+    platform: RunningPlatform, seed_agent: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    wav = speech_wav(tmp_path, "Thank you, that was helpful.")
+    [turn] = (await place_call(platform.url, "seed", input_wav=wav, api_key=platform.api_key))["turns"]
+    assert turn["tool_calls"] == [] and turn["agent_text"], turn
+    assert turn["llm_head_start_s"] is not None and turn["llm_head_start_s"] > 0.3, turn
+    # "No tool" was known before the commit, and the reply was started then: its first words were in.
+    assert turn["metrics"]["llm_ttft"] < 0.05, turn["metrics"]

@@ -293,3 +293,41 @@ async def test_a_warm_up_on_the_callers_slot_does_not_make_a_caller_look_queued(
     await asyncio.sleep(0.01)
     assert queue.callers_would_wait  # now a caller holds the slot
     await asyncio.gather(warming, turn, return_exceptions=True)
+
+
+class ClosingModel(SlowModel):
+    """A stream that takes a few loop steps to close once stopped, as an HTTP response does."""
+
+    async def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> AsyncIterator[str]:
+        try:
+            async for word in super().stream_chat(messages, **kwargs):
+                yield word
+        finally:
+            await asyncio.sleep(0.02)
+
+
+async def test_work_cancelled_through_the_queue_frees_its_slots_for_work_started_in_the_same_step() -> None:
+    # The caller's next pause drops the work started at the last one and starts new work at once: the
+    # new requests must find the slots free, not wait for the old streams to close.
+    queue = LLMQueue(slots=1, max_wait_s=5, spare=1)
+    model = ClosingModel(pause_s=0.1)
+    llm = QueuedLLM(model, queue)
+    old = [giving_way(llm, "old reply"), giving_way(llm, "old prefix")]
+    await asyncio.sleep(0.01)
+    assert queue.running == 1 and queue.spare_running == 1 and queue.busy
+
+    for task in old:
+        queue.cancel(task)  # type: ignore[arg-type]
+    new = [giving_way(llm, "new reply"), giving_way(llm, "new prefix")]
+    assert await asyncio.gather(*new) == ["one two three"] * 2
+    assert all(task.cancelled() for task in old) and queue.preempted == 0
+    assert queue.running == 0 and queue.spare_running == 0
+
+    # The same without the queue's cancel: the slots are held while the streams close, and the new work gives way.
+    old = [giving_way(llm, "old reply"), giving_way(llm, "old prefix")]
+    await asyncio.sleep(0.01)
+    for task in old:
+        task.cancel()
+    new = [giving_way(llm, "new reply"), giving_way(llm, "new prefix")]
+    results = await asyncio.gather(*new, return_exceptions=True)
+    assert any(isinstance(r, LLMPreempted) for r in results), results

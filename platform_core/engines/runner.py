@@ -129,7 +129,11 @@ class Engines:
             return probability, time.perf_counter() - started
 
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self.turn_worker, self._llm_paused_during, judge)
+        # Taking turns, the model queues behind whisper on its thread instead of running beside it:
+        # whisper's two threads wait for each other at every layer, so a one-thread model beside them
+        # made the pause's transcript ~60 ms later (124 -> 180-198 ms, 2 cores) for its own 40 ms.
+        worker = self.stt_worker if self.take_turns else self.turn_worker
+        job = loop.run_in_executor(worker, self._llm_paused_during, judge)
         result: tuple[float, float] = await self._watched("turn", job)
         return result
 

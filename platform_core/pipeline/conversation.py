@@ -237,6 +237,8 @@ class Conversation:
                 del self.history[index]
 
     def on_speech_started(self) -> None:
+        # Speech after a held turn's pause: the reply started for its first words would run on unseen.
+        self.responder.drop_early()
         self.bus.publish(VadStateChanged(conversation_id=self.conversation_id, speaking=True))
 
     def on_partial_transcript(self, turn_id: int, text: str) -> None:

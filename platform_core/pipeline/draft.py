@@ -73,6 +73,10 @@ class DraftReply:
             if sent == len(self._deltas) and not self._finished:
                 await self._changed.wait()
 
+    def cancel(self) -> None:
+        """Stop drafting without waiting for the stream to close (its slot is free at once)."""
+        self.queue.cancel(self._task)
+
     async def close(self) -> None:
         """Stop drafting (a tool was chosen, the turn was cancelled, or the reply is over)."""
         self._task.cancel()

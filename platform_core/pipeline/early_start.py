@@ -7,7 +7,10 @@ the responder starts what the turn will ask the LLM first:
 
 - with an agent's tools, the tool choice itself (`choose_tool`: pure, nothing is called before the turn is
   committed), and beside it the reply's prompt (`warm_reply_prefix`), stopped once a tool is named;
-- without tools, the reply's prompt, so the reply starts from its KV cache.
+- without tools, the reply itself (`DraftReply`): nothing is played before the commit, but its first
+  sentence is on its way, and no second request processes the prompt again. (Only processing the
+  prompt here, then asking for the reply at the commit, made the reply wait for the first request to
+  end: 0.84 s e2e p50, the same as starting at the commit.)
 
 The turn adopts the work when its transcript and the history are the ones it started from; otherwise (the
 caller went on speaking, a typed turn) it is dropped. Every request here gives way to callers' requests
@@ -25,6 +28,7 @@ from platform_core.engines.base import ChatMessage, EngineUnavailable
 from platform_core.engines.llm import LLMError
 from platform_core.engines.llm.queue import LLMQueue
 from platform_core.engines.runner import Engines
+from platform_core.pipeline.draft import DraftReply
 from platform_core.pipeline.prompt_cache import warm_reply_prefix
 from platform_core.pipeline.tool_choice import ToolChoice, choose_tool
 from platform_core.pipeline.tools import ToolSpec
@@ -41,6 +45,7 @@ class EarlyStart:
         heard: list[ChatMessage],
         reply_prompt: list[ChatMessage],
         tools: Sequence[ToolSpec],
+        max_reply_tokens: int,
     ) -> None:
         """`heard`: the recent history with the caller's words `text` last; `reply_prompt`: the reply's prompt."""
         self.text = text
@@ -48,18 +53,50 @@ class EarlyStart:
         self.tools = list(tools)
         self.started_at = time.monotonic()
         self.queue: LLMQueue = engines.llm_queue
-        # It gives way when a caller waits.
-        self.prefix: asyncio.Task[None] = asyncio.ensure_future(warm_reply_prefix(engines, reply_prompt))
+        # Each gives way when a caller waits.
+        self.prefix: asyncio.Task[None] | None = None
         self.choice: asyncio.Task[ToolChoice | None] | None = None
+        # The reply itself: at once without tools; with them, once the choice is "no tool".
+        self._llm, self._reply_prompt, self._max_reply_tokens = engines.llm, reply_prompt, max_reply_tokens
+        self._reply: asyncio.Future[DraftReply] = asyncio.get_running_loop().create_future()
+        self._reply_task: asyncio.Task[None] | None = None
         if tools:
+            self.prefix = asyncio.ensure_future(warm_reply_prefix(engines, reply_prompt))
             self.choice = asyncio.ensure_future(self._choose(engines, heard, list(tools)))
+        else:
+            self._reply.set_result(self._start_reply())
 
     async def _choose(self, engines: Engines, heard: list[ChatMessage], tools: list[ToolSpec]) -> ToolChoice | None:
         with self.queue.gives_way("when_waiting"):
-            return await choose_tool(engines.llm, heard, tools, on_call=self._stop_prefix)
+            choice = await choose_tool(engines.llm, heard, tools, on_call=self._stop_prefix)
+        if choice is None:
+            self._spawn_reply()
+        return choice
+
+    def _start_reply(self) -> DraftReply:
+        return DraftReply(self._llm, self.queue, self._reply_prompt, self._max_reply_tokens)
+
+    def _spawn_reply(self) -> None:
+        """After "no tool": the reply, once the prefix beside the choice is processed (it is nearly done,
+        and a reply started beside it would process the same prompt on another slot)."""
+
+        async def after_prefix() -> None:
+            if self.prefix is not None:
+                await asyncio.wait({self.prefix})
+            if not self._reply.done():
+                self._reply.set_result(self._start_reply())
+
+        self._reply_task = asyncio.ensure_future(after_prefix())
+
+    async def reply(self) -> DraftReply | None:
+        """The reply started before the commit (pipeline/draft.py), if there is one by now or on its way."""
+        if not self._reply.done() and self._reply_task is not None:
+            await asyncio.wait({self._reply_task})
+        return self._reply.result() if self._reply.done() and not self._reply.cancelled() else None
 
     def _stop_prefix(self) -> None:
-        self.prefix.cancel()  # a call's arguments decode faster alone (prompt_cache.warm_reply_prefix)
+        if self.prefix is not None:
+            self.queue.cancel(self.prefix)  # a call's arguments decode faster alone (prompt_cache.warm_reply_prefix)
 
     def matches(self, text: str, history_len: int, tools: Sequence[ToolSpec]) -> bool:
         """Whether this is the work of a turn whose words are `text` after `history_len` messages, with `tools`."""
@@ -84,4 +121,10 @@ class EarlyStart:
     def cancel(self) -> None:
         for task in (self.prefix, self.choice):
             if task is not None:
-                task.cancel()
+                self.queue.cancel(task)
+        if self._reply_task is not None:
+            self._reply_task.cancel()
+        if self._reply.done() and not self._reply.cancelled():
+            self._reply.result().cancel()
+        else:
+            self._reply.cancel()

@@ -194,9 +194,11 @@ class Listener:
             signals = self.detector.feed(probability, now, block / STT_RATE)
             if self.detector.in_speech and not was_in_speech:
                 self._speech_arrived_at = chunk_arrived_at
+            # Before the pause's transcription: the model's ~40 ms then run while the LLM is idle, and the
+            # reply started on the transcript is not paused for it (engines/runner.py queues both on one thread).
+            self._maybe_judge(now)
             for signal in signals:
                 self._on_signal(signal)
-            self._maybe_judge(now)
             if (commit := self.hold.expired(now, speaking=self.detector.in_speech)) is not None:
                 self._commit(commit)
 

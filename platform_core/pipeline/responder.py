@@ -98,8 +98,11 @@ class Responder:
             failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
             if failed is not None:
                 await self._admit_tool_failure(turn, failed)
-            else:
-                await self._stream_reply(turn, None if turn.tool_calls else draft)
+            elif turn.tool_calls:
+                await self._stream_reply(turn)
+            else:  # the reply started at the pause, or the one drafted beside the choice
+                started = await early.reply() if early is not None else None
+                await self._stream_reply(turn, started or draft)
         except (LLMError, EngineUnavailable) as exc:
             await self._answer_failure(turn, exc)
         finally:
@@ -117,7 +120,15 @@ class Responder:
         if text and self._may_start_early():
             tools = self.router.tools_for(self.conversation_id)
             heard = self._recent_history_for(text)
-            self._early = EarlyStart(self.engines, text, len(self.history), heard, self._prompt_for(text), tools)
+            self._early = EarlyStart(
+                self.engines,
+                text,
+                len(self.history),
+                heard,
+                self._prompt_for(text),
+                tools,
+                self.config.voice.max_reply_tokens,
+            )
 
     def _may_start_early(self) -> bool:
         """Only on the embedded LLM (a remote server's requests are not ours to spend), without reply drafts,

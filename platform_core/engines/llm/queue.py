@@ -114,6 +114,14 @@ class LLMQueue:
         task.add_done_callback(self._kept.discard)
         return True
 
+    def cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel `task`, whose request gives way, and free its slot now rather than once the cancellation
+        has run: work started in the same step (the next pause's) would otherwise find the LLM busy."""
+        holder = self._giving_way.get(task)
+        if holder is not None:
+            self._release(holder)
+        task.cancel()
+
     def _release(self, holder: _GivingWay) -> None:
         if holder.released:
             return
