@@ -132,13 +132,14 @@ class VoiceLoopConfig:
     turn_detection: Literal["smart-turn", "silence"] = "silence"
     # The model's probability that the turn is complete at or above which it commits at once.
     turn_complete_threshold: float = 0.5
-    # The model judges this far into the caller's silence, so its answer (50-150 ms under load) is ready
-    # at the endpoint. With so little silence in its window it takes some complete sentences for
-    # unfinished ones (Piper's voice, 12 complete questions: 2 under 0.5 at 0.1 s of silence, none at
-    # 0.2 s), never the reverse, so an "unfinished" is judged again this far in (or at the endpoint)
-    # before the turn is held.
-    turn_judge_silence_s: float = 0.1
-    turn_rejudge_silence_s: float = 0.2
+    # The model judges this far into the caller's silence: after the pause's transcription (0.1 s in),
+    # which it queues behind on the same thread (engines take turns), and before the endpoint. At 0.1 s
+    # it ran while the reply started on that transcript and paused it (no-agent e2e +130 ms against
+    # silence, 2 cores), and with so little silence it took 2 of 12 complete questions for unfinished
+    # (none at 0.2 s). An "unfinished" is judged again this far in (here: at the endpoint) before the
+    # turn is held.
+    turn_judge_silence_s: float = 0.2
+    turn_rejudge_silence_s: float = 0.3
     turn_max_wait_s: float = 3.0
     # Tool decisions per turn. Each decision is an LLM pass (0.7-1.5 s on 2 cores), so by default the
     # agent calls at most one tool and then answers; 2 or more allows chains (result -> next call).

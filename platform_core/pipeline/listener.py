@@ -5,9 +5,9 @@ The listener turns the caller's track into turn signals and reports them through
 committed, a turn ended with its audio and the transcription already started at the caller's pause.
 
 With `voice.turn_detection` "smart-turn" the turn model judges the caller's audio
-`turn_judge_silence_s` (0.1 s) into their silence, so its answer is ready by the silence endpoint
-(0.3 s) even on a loaded machine; `TurnHold` then commits the turn or holds it open for the rest of
-the sentence. With that little silence the model takes some complete sentences for unfinished ones,
+`turn_judge_silence_s` (0.2 s) into their silence, after the pause's transcription (0.1 s) and
+before the silence endpoint (0.3 s); `TurnHold` then commits the turn or holds it open for the rest
+of the sentence. With little silence the model takes some complete sentences for unfinished ones,
 never the reverse, so an "unfinished" is judged again with more silence (`turn_rejudge_silence_s`,
 or at the endpoint) before a turn is held: a complete question commits at the endpoint, as with
 silence alone, and only the rest pay for a second look.
@@ -194,11 +194,9 @@ class Listener:
             signals = self.detector.feed(probability, now, block / STT_RATE)
             if self.detector.in_speech and not was_in_speech:
                 self._speech_arrived_at = chunk_arrived_at
-            # Before the pause's transcription: the model's ~40 ms then run while the LLM is idle, and the
-            # reply started on the transcript is not paused for it (engines/runner.py queues both on one thread).
-            self._maybe_judge(now)
             for signal in signals:
                 self._on_signal(signal)
+            self._maybe_judge(now)
             if (commit := self.hold.expired(now, speaking=self.detector.in_speech)) is not None:
                 self._commit(commit)
 
