@@ -82,12 +82,13 @@ async def test_work_for_words_the_caller_then_went_on_from_is_dropped(
     assert turn["llm_head_start_s"] is not None and turn["llm_head_start_s"] > 0.3, turn
 
 
-async def test_with_an_agent_the_reply_starts_at_the_pause_once_no_tool_is_chosen(
+async def test_with_an_agent_the_reply_runs_beside_the_tool_choice_from_the_pause(
     platform: RunningPlatform, seed_agent: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     wav = speech_wav(tmp_path, "Thank you, that was helpful.")
     [turn] = (await place_call(platform.url, "seed", input_wav=wav, api_key=platform.api_key))["turns"]
     assert turn["tool_calls"] == [] and turn["agent_text"], turn
     assert turn["llm_head_start_s"] is not None and turn["llm_head_start_s"] > 0.3, turn
-    # "No tool" was known before the commit, and the reply was started then: its first words were in.
+    # The reply ran beside the choice from the pause, and "no tool" was known before the commit: its first
+    # words were in.
     assert turn["metrics"]["llm_ttft"] < 0.05, turn["metrics"]

@@ -5,12 +5,16 @@ endpointing the turn is committed at `endpoint_silence_s` (0.3 s) with that same
 caller stayed silent. The LLM would sit idle in between. So, as soon as the pause's transcript is known,
 the responder starts what the turn will ask the LLM first:
 
-- with an agent's tools, the tool choice itself (`choose_tool`: pure, nothing is called before the turn is
-  committed), and beside it the reply's prompt (`warm_reply_prefix`), stopped once a tool is named;
-- without tools, the reply itself (`DraftReply`): nothing is played before the commit, but its first
-  sentence is on its way, and no second request processes the prompt again. (Only processing the
-  prompt here, then asking for the reply at the commit, made the reply wait for the first request to
-  end: 0.84 s e2e p50, the same as starting at the commit.)
+- the reply itself (`DraftReply`): nothing is played before the commit, but its first sentence is on
+  its way, and no second request processes the prompt again. (Only processing the prompt here, then
+  asking for the reply at the commit, made the reply wait for the first request to end: 0.84 s e2e
+  p50, the same as starting at the commit.)
+- with an agent's tools, beside the reply, the tool choice (`choose_tool`: pure, nothing is called before
+  the turn is committed). The two prompts are processed in one batch and a "no tool" is one decoding
+  step, so after it the reply is already decoding. As soon as the choice names a tool the reply stops
+  (a call's arguments decode faster alone, and the answer needs the tool's result); what it processed of
+  its prompt stays in the slot's cache for the reply after the tool. (Kept on beside a call, it made
+  the tool turns' choice 380 -> 622 ms p50: two sequences decode at nearly twice the cost of one here.)
 
 The turn adopts the work when its transcript and the history are the ones it started from; otherwise (the
 caller went on speaking, a typed turn) it is dropped. Every request here gives way to callers' requests
@@ -29,7 +33,6 @@ from platform_core.engines.llm import LLMError
 from platform_core.engines.llm.queue import LLMQueue
 from platform_core.engines.runner import Engines
 from platform_core.pipeline.draft import DraftReply
-from platform_core.pipeline.prompt_cache import warm_reply_prefix
 from platform_core.pipeline.tool_choice import ToolChoice, choose_tool
 from platform_core.pipeline.tools import ToolSpec
 
@@ -53,50 +56,35 @@ class EarlyStart:
         self.tools = list(tools)
         self.started_at = time.monotonic()
         self.queue: LLMQueue = engines.llm_queue
-        # Each gives way when a caller waits.
-        self.prefix: asyncio.Task[None] | None = None
-        self.choice: asyncio.Task[ToolChoice | None] | None = None
-        # The reply itself: at once without tools; with them, once the choice is "no tool".
         self._llm, self._reply_prompt, self._max_reply_tokens = engines.llm, reply_prompt, max_reply_tokens
-        self._reply: asyncio.Future[DraftReply] = asyncio.get_running_loop().create_future()
-        self._reply_task: asyncio.Task[None] | None = None
+        # Each gives way when a caller waits. With tools the reply runs beside the choice and stops as
+        # soon as the choice names a tool; small talk first read as a call gets a reply afresh.
+        # The reply first: it takes the spare slot, and the choice a callers' slot, which it keeps at the commit.
+        self._draft: DraftReply | None = self._start_reply()
+        self.choice: asyncio.Task[ToolChoice | None] | None = None
         if tools:
-            self.prefix = asyncio.ensure_future(warm_reply_prefix(engines, reply_prompt))
             self.choice = asyncio.ensure_future(self._choose(engines, heard, list(tools)))
-        else:
-            self._reply.set_result(self._start_reply())
 
     async def _choose(self, engines: Engines, heard: list[ChatMessage], tools: list[ToolSpec]) -> ToolChoice | None:
         with self.queue.gives_way("when_waiting"):
-            choice = await choose_tool(engines.llm, heard, tools, on_call=self._stop_prefix)
-        if choice is None:
-            self._spawn_reply()
+            choice = await choose_tool(engines.llm, heard, tools, on_call=self.stop_reply)
+        if choice is None and self._draft is None:
+            self._draft = self._start_reply()
         return choice
 
     def _start_reply(self) -> DraftReply:
         return DraftReply(self._llm, self.queue, self._reply_prompt, self._max_reply_tokens)
 
-    def _spawn_reply(self) -> None:
-        """After "no tool": the reply, once the prefix beside the choice is processed (it is nearly done,
-        and a reply started beside it would process the same prompt on another slot)."""
+    def stop_reply(self) -> None:
+        """A tool is being named: its arguments decode faster alone, and the reply needs its result. The
+        reply's prompt processed so far stays in the slot's cache for the reply after the tool."""
+        if self._draft is not None:
+            self._draft.cancel()
+            self._draft = None
 
-        async def after_prefix() -> None:
-            if self.prefix is not None:
-                await asyncio.wait({self.prefix})
-            if not self._reply.done():
-                self._reply.set_result(self._start_reply())
-
-        self._reply_task = asyncio.ensure_future(after_prefix())
-
-    async def reply(self) -> DraftReply | None:
-        """The reply started before the commit (pipeline/draft.py), if there is one by now or on its way."""
-        if not self._reply.done() and self._reply_task is not None:
-            await asyncio.wait({self._reply_task})
-        return self._reply.result() if self._reply.done() and not self._reply.cancelled() else None
-
-    def _stop_prefix(self) -> None:
-        if self.prefix is not None:
-            self.queue.cancel(self.prefix)  # a call's arguments decode faster alone (prompt_cache.warm_reply_prefix)
+    def reply(self) -> DraftReply | None:
+        """The reply started before the commit (pipeline/draft.py), if it is still on."""
+        return self._draft
 
     def matches(self, text: str, history_len: int, tools: Sequence[ToolSpec]) -> bool:
         """Whether this is the work of a turn whose words are `text` after `history_len` messages, with `tools`."""
@@ -119,12 +107,6 @@ class EarlyStart:
         return False, None
 
     def cancel(self) -> None:
-        for task in (self.prefix, self.choice):
-            if task is not None:
-                self.queue.cancel(task)
-        if self._reply_task is not None:
-            self._reply_task.cancel()
-        if self._reply.done() and not self._reply.cancelled():
-            self._reply.result().cancel()
-        else:
-            self._reply.cancel()
+        if self.choice is not None:
+            self.queue.cancel(self.choice)
+        self.stop_reply()

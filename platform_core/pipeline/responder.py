@@ -87,12 +87,11 @@ class Responder:
         tools = await self._tools()
         early = self._adopt_early(turn, tools)
         draft = self._start_draft() if tools and early is None else None
-        prefix = early.prefix if early is not None else None
-        if early is None and tools and draft is None:
-            prefix = self._warm_reply_prefix()
+        prefix = self._warm_reply_prefix() if early is None and tools and draft is None else None
         try:
             # A tool call's arguments decode faster alone, and the reply then needs the tool's result.
-            await self._use_tools(turn, tools, on_call=prefix.cancel if prefix is not None else None, early=early)
+            on_call = prefix.cancel if prefix is not None else early.stop_reply if early is not None else None
+            await self._use_tools(turn, tools, on_call=on_call, early=early)
             if prefix is not None:
                 await asyncio.wait({prefix})  # nearly done: the reply starts from what it processed
             failed = turn.tool_calls[-1] if turn.tool_calls and turn.tool_calls[-1].status != "done" else None
@@ -101,7 +100,7 @@ class Responder:
             elif turn.tool_calls:
                 await self._stream_reply(turn)
             else:  # the reply started at the pause, or the one drafted beside the choice
-                started = await early.reply() if early is not None else None
+                started = early.reply() if early is not None else None
                 await self._stream_reply(turn, started or draft)
         except (LLMError, EngineUnavailable) as exc:
             await self._answer_failure(turn, exc)

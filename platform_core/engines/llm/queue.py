@@ -98,10 +98,15 @@ class LLMQueue:
 
     async def keep(self, task: asyncio.Task[Any]) -> bool:
         """`task`'s request stops giving way (a draft that became the answer) and counts as a caller's from
-        now on; False if no callers' slot is free for it at once (then it should be dropped)."""
+        now on; False if no callers' slot is free for it at once (then it should be dropped). A task that
+        has not reached its request yet (kept in the loop step it was started in) makes it as a caller's."""
         holder = self._giving_way.get(task)
+        if holder is None and not task.done():
+            self._kept.add(task)
+            task.add_done_callback(self._kept.discard)
+            return True
         if holder is None or holder.asked_to_stop:
-            return False  # not running, or already asked to stop
+            return False  # over, or already asked to stop
         if holder.on_spare:
             if self.busy:
                 return False
