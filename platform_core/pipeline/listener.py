@@ -10,7 +10,7 @@ before the silence endpoint (0.3 s); `TurnHold` then commits the turn or holds i
 of the sentence. With little silence the model takes some complete sentences for unfinished ones,
 never the reverse, so an "unfinished" is judged again with more silence (`turn_rejudge_silence_s`,
 or at the endpoint) before a turn is held: a complete question commits at the endpoint, as with
-silence alone, and only the rest pay for a second look.
+silence alone, and only the rest pay for a second look. A held turn's continuation is judged on its own.
 """
 
 from __future__ import annotations
@@ -245,8 +245,12 @@ class Listener:
         return judgement is not None and judgement.probability < self.hold.threshold
 
     def _judge(self, started_at: float, speech_ended_at: float, *, first_look: bool) -> _Judging:
-        """The turn model's judgement of the turn (a held one's too) from `started_at` until now."""
-        audio = self._utterance(self.hold.turn_start(started_at))
+        """The turn model's judgement of the speech from `started_at` (for a held turn: its continuation, the
+        speech since the caller went on) until now. Given a held turn whole, with its pause inside, the
+        model took even the finished ones for unfinished (docs/end-of-turn.md: "Lisbon?" after "Can you
+        tell me the weather in" and a 0.8 s pause, 0.01 whole and 0.95 alone), so they waited out
+        `turn_max_wait_s`."""
+        audio = self._utterance(started_at)
         return _Judging(speech_ended_at, asyncio.ensure_future(self.engines.turn_completion(audio)), first_look)
 
     def _judge_current(self, *, first_look: bool) -> None:
