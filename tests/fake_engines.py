@@ -92,14 +92,18 @@ class WordTts:
 @dataclass
 class ScriptedLlm:
     """The LLM's stand-in: `reply` (a function of the prompt) streamed word by word, `token_s` apart;
-    with a JSON schema (tool choice), `tool_choice` (a function of the prompt). Records every prompt
-    and how many streams were closed before their end (a cancelled answer)."""
+    with a JSON schema (tool choice), `tool_choice` (a function of the prompt) at once. With `llguidance`
+    it reads the embedded llama.cpp's prefilled tool choice: with a grammar, `tool_choice` is the text
+    after the prefill, streamed 8 characters every `token_s`. Records every prompt, how many replies
+    were streamed to their end, and how many were closed before it (a cancelled answer)."""
 
     reply: Callable[[Sequence[ChatMessage]], str] = lambda messages: "All right."
     tool_choice: Callable[[Sequence[ChatMessage]], str] = lambda messages: '{"tool": "none"}'
     token_s: float = 0.01
+    llguidance: bool = False
     name: str = "scripted"
     prompts: list[list[ChatMessage]] = field(default_factory=list)
+    finished: int = 0
     abandoned: int = 0
 
     async def start(self) -> None:
@@ -118,6 +122,12 @@ class ScriptedLlm:
         if json_schema is not None:
             yield self.tool_choice(messages)
             return
+        if grammar is not None:
+            choice = self.tool_choice(messages)
+            for i in range(0, len(choice), 8):
+                await asyncio.sleep(self.token_s)
+                yield choice[i : i + 8]
+            return
         words = self.reply(messages).split(" ")
         finished = False
         try:
@@ -125,6 +135,7 @@ class ScriptedLlm:
                 await asyncio.sleep(self.token_s)
                 yield word if i == 0 else " " + word
             finished = True
+            self.finished += 1
         finally:
             if not finished:
                 self.abandoned += 1

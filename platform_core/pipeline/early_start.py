@@ -57,17 +57,17 @@ class EarlyStart:
         self.started_at = time.monotonic()
         self.queue: LLMQueue = engines.llm_queue
         self._llm, self._reply_prompt, self._max_reply_tokens = engines.llm, reply_prompt, max_reply_tokens
-        # Each gives way when a caller waits. With tools the reply runs beside the choice and stops as
-        # soon as the choice names a tool; small talk first read as a call gets a reply afresh.
-        # The reply first: it takes the spare slot, and the choice a callers' slot, which it keeps at the commit.
+        # Both give way when a caller waits. The reply starts first: it takes the spare slot, and the choice
+        # a callers' slot, which the turn can keep at the commit (LLMQueue.keep).
         self._draft: DraftReply | None = self._start_reply()
         self.choice: asyncio.Task[ToolChoice | None] | None = None
         if tools:
-            self.choice = asyncio.ensure_future(self._choose(engines, heard, list(tools)))
+            self.choice = asyncio.ensure_future(self._choose(heard, list(tools)))
 
-    async def _choose(self, engines: Engines, heard: list[ChatMessage], tools: list[ToolSpec]) -> ToolChoice | None:
+    async def _choose(self, heard: list[ChatMessage], tools: list[ToolSpec]) -> ToolChoice | None:
+        """The tool choice; small talk first read as a call (its reply stopped) gets its reply afresh."""
         with self.queue.gives_way("when_waiting"):
-            choice = await choose_tool(engines.llm, heard, tools, on_call=self.stop_reply)
+            choice = await choose_tool(self._llm, heard, tools, on_call=self.stop_reply)
         if choice is None and self._draft is None:
             self._draft = self._start_reply()
         return choice
